@@ -1,0 +1,14 @@
+// Picks the reader for a model path by its content: GGUF magic, a safetensors file or directory,
+// or a llama2.c checkpoint (which has no magic: its header must agree with its size).
+import Foundation
+
+public func openModel(path: String) throws -> WeightSource {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+        throw ModelFormatError(file: path, field: "path", expected: "an existing model file or directory",
+                               found: "nothing there")
+    }
+    // SKELETON: GGUF and safetensors dispatch are added when their readers land.
+    let file = try MappedFile(path: path)
+    return try Llama2cCheckpoint(path: path, file: file)
+}
