@@ -1,0 +1,118 @@
+// Row-wise and elementwise kernels of the LLaMA block: RMSNorm, SwiGLU, residual add, softmax.
+// Vectorised with SIMD8 and several accumulators: Swift will not reassociate scalar float sums.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= n {
+        s0 += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        s1 += UnsafeRawPointer(a + i + 8).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+        i += 16
+    }
+    var s = (s0 + s1).sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// inp (N,C), weight (C) -> out (N,C) = inp / sqrt(mean(inp²) + eps) * weight; rstd (N) saved for backward.
+public func rmsnormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>,
+                           weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
+    for n in 0..<N {
+        let x = inp + n * C, o = out + n * C
+        let ms = dot(x, x, C) / Float(C)
+        let r = 1 / (ms + eps).squareRoot()
+        rstd?[n] = r
+        for c in 0..<C { o[c] = x[c] * r * weight[c] }
+    }
+}
+
+/// gate (N,H), up (N,H) -> out (N,H) = silu(gate) * up.
+public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD8<Float>.self)
+        let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD8<Float>.self)
+        let s = g / (1 + vexp(-g))
+        UnsafeMutableRawPointer(out + i).storeBytes(of: s * u, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        let g = gate[i]
+        out[i] = g / (1 + expf(-g)) * up[i]
+        i += 1
+    }
+}
+
+/// x (count) += y (count): the residual connection.
+public func residualAdd(x: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(x + i).storeBytes(of: a + b, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count { x[i] += y[i]; i += 1 }
+}
+
+/// In place over `n` values: x = exp(x - max) / Σ; returns log Σ exp(x - max) + max (the log-partition).
+@discardableResult
+public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Double {
+    var m = -Float.infinity
+    for i in 0..<n where x[i] > m { m = x[i] }
+    var s0 = SIMD8<Float>(), i = 0
+    let mv = SIMD8<Float>(repeating: m)
+    while i + 8 <= n {
+        let e = vexp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - mv)
+        UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD8<Float>.self)
+        s0 += e
+        i += 8
+    }
+    var s = Double(s0.sum())
+    while i < n { let e = expf(x[i] - m); x[i] = e; s += Double(e); i += 1 }
+    let inv = Float(1 / s)
+    for j in 0..<n { x[j] *= inv }
+    return log(s) + Double(m)
+}
+
+/// log Σ exp(x) over `n` values without writing (for cross-entropy over a vocabulary).
+public func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
+    var m = -Float.infinity
+    for i in 0..<n where x[i] > m { m = x[i] }
+    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), i = 0
+    let mv = SIMD8<Float>(repeating: m)
+    while i + 16 <= n {
+        s0 += vexp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - mv)
+        s1 += vexp(UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self) - mv)
+        i += 16
+    }
+    var s = Double((s0 + s1).sum())
+    while i < n { s += Double(expf(x[i] - m)); i += 1 }
+    return log(s) + Double(m)
+}
+
+/// exp on 8 lanes: Cody–Waite range reduction and a degree-6 polynomial (max relative error ≈ 2e-7),
+/// because expf per element dominates attention softmax otherwise.
+@inline(__always)
+public func vexp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let xc = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
+    let log2e: Float = 1.44269504088896341
+    let n = (xc * log2e).rounded(.toNearestOrEven)
+    // ln2 split into a part exact in float and the rest.
+    let r = xc - n * 0.693359375 + n * 2.12194440e-4
+    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    p = p * r * r + r + 1
+    let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
+    let scale = unsafeBitCast(bits, to: SIMD8<Float>.self)
+    // Below the clamp the true value underflows: give exact zeros (masked softmax entries are -inf).
+    return (p * scale).replacing(with: 0, where: x .< -87.3)
+}
