@@ -31,8 +31,9 @@ let package = Package(
         .target(name: "HessianDist", dependencies: ["CBLAS"], swiftSettings: numericSettings),
         .target(name: "Wire", dependencies: ["CZstd"], swiftSettings: numericSettings),
         .target(name: "Node", dependencies: ["HessianDist", "Wire", "CMPI"], swiftSettings: numericSettings),
+        .target(name: "Coordinator", dependencies: ["HessianDist", "Wire", "Node"], swiftSettings: numericSettings),
         .executableTarget(name: "hessdist", dependencies: [
-            "HessianDist", "Wire", "Node",
+            "HessianDist", "Wire", "Node", "Coordinator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -41,5 +42,6 @@ let package = Package(
         .testTarget(name: "HessianDistTests", dependencies: ["HessianDist", "TestSupport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "HessianDist", "TestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Node", "TestSupport"]),
     ]
 )
