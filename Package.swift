@@ -4,9 +4,11 @@
 // Coordinator -> HessianDist, Wire, Node; hessdist (CLI) -> all.
 import PackageDescription
 
-// Release numerics want vector code; -Ounchecked drops Swift's overflow traps in hot loops only
-// where we opt in per target (kernels are bounds-checked by their callers).
+// Numeric targets are optimised even in debug builds: the tests run real models, and unoptimised
+// Swift loops are ~50x slower. -Ounchecked in release drops overflow traps in hot loops (kernels
+// are bounds-checked by their callers).
 let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
     .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
 ]
 
@@ -43,5 +45,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "HessianDist", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Node", "TestSupport"]),
+        // Runs the built `hessdist` binary as a user would (and, with the cluster milestone, under mpirun).
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -6,5 +6,5 @@ struct HessDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hessdist",
         abstract: "Hessian-guided mixed-precision quantization of LLaMA-family models.",
-        subcommands: [Inspect.self])
+        subcommands: [Inspect.self, Eval.self, Generate.self, Bench.self])
 }

@@ -95,3 +95,14 @@ public func maxRelativeError(_ a: [Float], _ b: [Float], floor: Float = 1e-6) ->
     }
     return (worst, at)
 }
+
+/// The `hessdist` binary of this build (`$HESSDIST_BIN` overrides), built by `swift test` alongside the tests.
+public var hessdistBinary: String {
+    if let p = ProcessInfo.processInfo.environment["HESSDIST_BIN"] { return p }
+    // The test bundle sits in the same products directory as the executable.
+    for dir in [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
+        let p = dir.appendingPathComponent("hessdist").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return TestData.packageRoot.appendingPathComponent(".build/debug/hessdist").path
+}

@@ -1,6 +1,7 @@
 // The LLaMA-family transformer forward pass over a range of blocks (a pipeline stage), fp32 throughout.
 // Parameters live in one arena dequantized once at load; activations in another, sized per (B,T).
 // Not generation with a KV cache: `generate` re-runs the prefix, which is fine for sanity checks.
+import Dispatch
 import HessianDist
 
 public final class LlamaModel: @unchecked Sendable {
@@ -85,21 +86,34 @@ public final class LlamaModel: @unchecked Sendable {
         let B = a.B, T = a.T, N = B * T, C = c.dim, H = c.hiddenDim, hs = c.headDim
         let NH = c.nHeads, NKV = c.nKVHeads, QD = c.qDim, KVD = c.kvDim
         let interleaved = c.ropeLayout == .interleaved
-        rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.attnNorm(l)), N: N, C: C, eps: c.normEps)
-        matmulForward(out: a.q, inp: a.xn, weight: w(TensorName.attnQ(l)), N: N, C: C, OC: QD)
-        matmulForward(out: a.k, inp: a.xn, weight: w(TensorName.attnK(l)), N: N, C: C, OC: KVD)
-        matmulForward(out: a.v, inp: a.xn, weight: w(TensorName.attnV(l)), N: N, C: C, OC: KVD)
-        ropeForward(x: a.q, table: rope, B: B, T: T, nh: NH, hs: hs, interleaved: interleaved)
-        ropeForward(x: a.k, table: rope, B: B, T: T, nh: NKV, hs: hs, interleaved: interleaved)
-        attentionForward(out: a.atty, att: a.att, q: a.q, k: a.k, v: a.v, B: B, T: T, NH: NH, NKV: NKV, hs: hs)
-        matmulForward(out: a.proj, inp: a.atty, weight: w(TensorName.attnOutput(l)), N: N, C: QD, OC: C)
-        residualAdd(x: a.x, y: a.proj, count: N * C)
-        rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.ffnNorm(l)), N: N, C: C, eps: c.normEps)
-        matmulForward(out: a.gate, inp: a.xn, weight: w(TensorName.ffnGate(l)), N: N, C: C, OC: H)
-        matmulForward(out: a.up, inp: a.xn, weight: w(TensorName.ffnUp(l)), N: N, C: C, OC: H)
-        swigluForward(out: a.hid, gate: a.gate, up: a.up, count: N * H)
-        matmulForward(out: a.proj, inp: a.hid, weight: w(TensorName.ffnDown(l)), N: N, C: H, OC: C)
-        residualAdd(x: a.x, y: a.proj, count: N * C)
+        let p = a.profile
+        p.time(.norm) { rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.attnNorm(l)), N: N, C: C, eps: c.normEps) }
+        p.time(.gemm, flops: 2 * N * C * (QD + 2 * KVD)) {
+            matmulForward(out: a.q, inp: a.xn, weight: w(TensorName.attnQ(l)), N: N, C: C, OC: QD)
+            matmulForward(out: a.k, inp: a.xn, weight: w(TensorName.attnK(l)), N: N, C: C, OC: KVD)
+            matmulForward(out: a.v, inp: a.xn, weight: w(TensorName.attnV(l)), N: N, C: C, OC: KVD)
+        }
+        p.time(.attention, flops: 4 * B * NH * T * T * hs) {
+            ropeForward(x: a.q, table: rope, B: B, T: T, nh: NH, hs: hs, interleaved: interleaved)
+            ropeForward(x: a.k, table: rope, B: B, T: T, nh: NKV, hs: hs, interleaved: interleaved)
+            attentionForward(out: a.atty, att: a.att, q: a.q, k: a.k, v: a.v, B: B, T: T, NH: NH, NKV: NKV, hs: hs)
+        }
+        p.time(.gemm, flops: 2 * N * QD * C) {
+            matmulForward(out: a.proj, inp: a.atty, weight: w(TensorName.attnOutput(l)), N: N, C: QD, OC: C)
+        }
+        p.time(.norm) {
+            residualAdd(x: a.x, y: a.proj, count: N * C)
+            rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.ffnNorm(l)), N: N, C: C, eps: c.normEps)
+        }
+        p.time(.gemm, flops: 4 * N * C * H) {
+            matmulForward(out: a.gate, inp: a.xn, weight: w(TensorName.ffnGate(l)), N: N, C: C, OC: H)
+            matmulForward(out: a.up, inp: a.xn, weight: w(TensorName.ffnUp(l)), N: N, C: C, OC: H)
+        }
+        p.time(.norm) { swigluForward(out: a.hid, gate: a.gate, up: a.up, count: N * H) }
+        p.time(.gemm, flops: 2 * N * H * C) {
+            matmulForward(out: a.proj, inp: a.hid, weight: w(TensorName.ffnDown(l)), N: N, C: H, OC: C)
+        }
+        p.time(.norm) { residualAdd(x: a.x, y: a.proj, count: N * C) }
     }
 
     /// acts.x (B,T,C) -> logits (B, T - from, V) for positions from..<T of each sequence.
@@ -112,7 +126,9 @@ public final class LlamaModel: @unchecked Sendable {
                            weight: w(TensorName.outputNorm), N: R, C: C, eps: c.normEps)
         }
         let wout = c.tiedEmbeddings ? w(TensorName.tokenEmbedding) : w(TensorName.output)
-        matmulForward(out: logits, inp: a.xn, weight: wout, N: a.B * R, C: C, OC: V)
+        a.profile.time(.head, flops: 2 * a.B * R * C * V) {
+            matmulForward(out: logits, inp: a.xn, weight: wout, N: a.B * R, C: C, OC: V)
+        }
     }
 
     /// The whole model on one node: tokens (B,T) -> logits (B, T - from, V).
@@ -145,6 +161,8 @@ public final class Activations: @unchecked Sendable {
     public let T: Int
     let arena: FloatBuffer
     public let x, xn, q, k, v, atty, att, proj, gate, up, hid: UnsafeMutablePointer<Float>
+    /// Time per kernel family; off (free) unless enabled.
+    public let profile = ForwardProfile()
 
     public init(config c: ModelConfig, B: Int, T: Int) {
         self.B = B
@@ -162,5 +180,27 @@ public final class Activations: @unchecked Sendable {
         func p(_ n: String) -> UnsafeMutablePointer<Float> { a.base + L.offset(n) }
         x = p("x"); xn = p("xn"); q = p("q"); k = p("k"); v = p("v"); atty = p("atty"); att = p("att")
         proj = p("proj"); gate = p("gate"); up = p("up"); hid = p("hid")
+    }
+}
+
+/// Seconds and FLOPs per kernel family of the forward pass, for benchmarks (`hessdist bench forward`).
+public final class ForwardProfile: @unchecked Sendable {
+    public enum Part: String, CaseIterable, Sendable { case gemm, attention, norm, head }
+    public var enabled = false
+    public private(set) var seconds: [Part: Double] = [:]
+    public private(set) var flops: [Part: Double] = [:]
+
+    @inline(__always)
+    func time(_ part: Part, flops f: Int = 0, _ body: () -> Void) {
+        guard enabled else { return body() }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        seconds[part, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        flops[part, default: 0] += Double(f)
+    }
+
+    public func reset() {
+        seconds = [:]
+        flops = [:]
     }
 }

