@@ -120,6 +120,17 @@ func expectFormatError(_ needles: [String], sourceLocation: SourceLocation = #_s
         }
     }
 
+    @Test func duplicateKeys() {
+        expectFormatError(["dup.safetensors", "header", "duplicate", "\"a\" more than once"]) {
+            try open("dup.safetensors", header:
+                #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}"#,
+                data: [0, 0, 0x80, 0x3f])
+        }
+        // Keys inside strings, nested objects and metadata do not count as top-level keys.
+        let keys = #"{"__metadata__":{"x":"{\"a\",","y":"b"},"a,\"b":{"shape":[1,2],"q":"}"}}"#
+        #expect(Array(keys.utf8).withUnsafeBytes { SafetensorsFile.topLevelKeys($0) } == ["__metadata__", #"a,\"b"#])
+    }
+
     @Test func badDType() {
         expectFormatError(["dtype.safetensors", "tensor a dtype", "F33"]) {
             try open("dtype.safetensors", header: #"{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}"#,

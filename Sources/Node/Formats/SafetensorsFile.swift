@@ -96,6 +96,14 @@ public final class SafetensorsFile: Sendable {
         }
         let top = try JSONFields(try JSONValue.parse(json, file: path, field: "header JSON"),
                                  file: path, context: "header")
+        // The spec disallows duplicate keys; JSON decoders silently keep one, so count the raw keys.
+        let rawKeys = json.withUnsafeBytes { Self.topLevelKeys($0) }
+        if rawKeys.count != top.fields.count {
+            var seen = Set<String>()
+            let dup = rawKeys.first { !seen.insert($0).inserted } ?? "?"
+            throw fail("header", "unique tensor names (duplicate keys are disallowed)", "\"\(dup)\" more than once",
+                       hint: "the header is corrupt or crafted")
+        }
 
         var metadata: [String: String] = [:]
         var parsed: [SafetensorsTensor] = []
@@ -177,6 +185,41 @@ public final class SafetensorsFile: Sendable {
                          hint: "the file is truncated")
         }
         return SafetensorsTensor(name: name, dtype: dtype, shape: shape, dataOffsets: b..<e)
+    }
+
+    /// The keys of the top-level object of valid JSON `raw`, as written (escapes not decoded).
+    static func topLevelKeys(_ raw: UnsafeRawBufferPointer) -> [String] {
+        var keys: [String] = []
+        var depth = 0, inString = false, escaped = false, expectKey = false, keyStart = -1
+        for (i, b) in raw.enumerated() {
+            if inString {
+                if escaped { escaped = false }
+                else if b == UInt8(ascii: "\\") { escaped = true }
+                else if b == UInt8(ascii: "\"") {
+                    inString = false
+                    if keyStart >= 0 {
+                        keys.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[keyStart..<i]), as: UTF8.self))
+                        keyStart = -1
+                    }
+                }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""):
+                inString = true
+                if depth == 1 && expectKey { keyStart = i + 1; expectKey = false }
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth == 1 { expectKey = true }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","):
+                if depth == 1 { expectKey = true }
+            default:
+                break
+            }
+        }
+        return keys
     }
 
     public func tensor(_ name: String) -> SafetensorsTensor? { byName[name].map { tensors[$0] } }
