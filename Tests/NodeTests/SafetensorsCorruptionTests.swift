@@ -50,6 +50,18 @@ func expectFormatError(_ needles: [String], sourceLocation: SourceLocation = #_s
         #expect(f.metadata == ["k": "v"])
     }
 
+    @Test func portableHalfConversionMatchesFloat16() {
+        for h in 0...UInt16.max {
+            let a = halfBitsToFloatPortable(h), b = halfBitsToFloat(h)
+            if b.isNaN {
+                #expect(a.isNaN, "\(h)")
+            } else if a.bitPattern != b.bitPattern {
+                Issue.record("half 0x\(String(h, radix: 16)): \(a) vs \(b)")
+                return
+            }
+        }
+    }
+
     @Test func headerLengthHuge() {
         expectFormatError(["huge.safetensors", "header length", "100000000"]) {
             try open("huge.safetensors", header: "{}", data: [], length: 1 << 62)

@@ -257,7 +257,7 @@ public final class SafetensorsFile: Sendable {
             case .f16:
                 for i in 0..<out.count {
                     let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                    out[i] = Float(Float16(bitPattern: bits))
+                    out[i] = halfBitsToFloat(bits)
                 }
             case .bf16:
                 // bfloat16 is the upper half of an fp32: widening is exact.
@@ -277,5 +277,28 @@ public final class SafetensorsFile: Sendable {
             try dequantize(name, into: buf)
             count = n
         }
+    }
+}
+
+/// IEEE half bits -> fp32 (exact). Swift's `Float16` where it exists; Intel macOS lacks it.
+@inline(__always)
+func halfBitsToFloat(_ h: UInt16) -> Float {
+    #if os(macOS) && arch(x86_64)
+    return halfBitsToFloatPortable(h)
+    #else
+    return Float(Float16(bitPattern: h))
+    #endif
+}
+
+/// The same conversion with integer ops only: sign, 5-bit exponent (bias 15), 10-bit mantissa.
+func halfBitsToFloatPortable(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16
+    let exp = UInt32(h >> 10) & 0x1f, man = UInt32(h & 0x3ff)
+    switch exp {
+    case 0x1f: return Float(bitPattern: sign | 0x7f80_0000 | man << 13)        // inf, NaN
+    case 0:                                                                    // zero, subnormal: man * 2^-24
+        let v = Float(man) * 0x1p-24
+        return sign != 0 ? -v : v
+    default: return Float(bitPattern: sign | (exp + 112) << 23 | man << 13)    // rebias 15 -> 127
     }
 }
