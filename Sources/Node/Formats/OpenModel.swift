@@ -8,7 +8,11 @@ public func openModel(path: String) throws -> WeightSource {
         throw ModelFormatError(file: path, field: "path", expected: "an existing model file or directory",
                                found: "nothing there")
     }
-    // SKELETON: GGUF and safetensors dispatch are added when their readers land.
+    // Hugging Face checkpoints: a directory, a .safetensors file or a sharded index.
+    if isDir.boolValue || path.hasSuffix(".safetensors") || path.hasSuffix(".safetensors.index.json") {
+        return try openSafetensorsModel(path: path)
+    }
+    // SKELETON: GGUF dispatch is added when its reader lands.
     let file = try MappedFile(path: path)
     return try Llama2cCheckpoint(path: path, file: file)
 }
