@@ -66,3 +66,21 @@ import HessianDist
         #expect(throws: ModelRuntimeError.self) { try model.forward(tokens: [1, 512], B: 1, T: 2) }
     }
 }
+
+/// The half-split RoPE path: an HF checkpoint (q/k rows in HF order) runs through the same kernels
+/// with `ropeLayout == .halfSplit` and must predict what the llama2.c original predicts.
+@Suite struct RopeLayoutForwardTests {
+    @Test func hfCheckpointForwardEqualsLlama2cForward() throws {
+        let (dir, _) = try convertStories260K(dtype: "F32")
+        let hf = try openModel(path: dir)
+        #expect(hf.config.ropeLayout == .halfSplit)
+        let orig = try LlamaModel(source: openModel(path: LlamaForwardTests.stories))
+        let conv = try LlamaModel(source: hf)
+        let toks: [Int32] = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298]
+        let a = try orig.forward(tokens: toks, B: 1, T: toks.count)
+        let b = try conv.forward(tokens: toks, B: 1, T: toks.count)
+        var d: Float = 0, m: Float = 0
+        for i in 0..<a.count { d = max(d, abs(a[i] - b[i])); m = max(m, abs(a[i])) }
+        #expect(d / m < 1e-5, "relative difference \(d / m)")
+    }
+}
