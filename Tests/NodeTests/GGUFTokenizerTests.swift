@@ -59,6 +59,10 @@ struct SentencePieceTokenizerTests {
 /// GGUF `gpt2` (byte-level BPE, smollm pre-tokenizer) against Hugging Face `tokenizers` on SmolLM2's vocabulary.
 @Suite(.enabled(if: TestData.smolLM2 != nil, "needs the SmolLM2 GGUF from the setup script"))
 struct ByteLevelBPETokenizerTests {
+    /// Dumped and parsed once for all tests of the suite (they run in parallel).
+    static let shared: Result<Tokenizer, Error> = Result { try makeGGUFTokenizer(metadata: try metadata()) }
+    static func tokenizer() throws -> Tokenizer { try shared.get() }
+
     static func metadata() throws -> GGUFMetadata {
         let dir = try TestData.tempDir("bpe")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -76,7 +80,7 @@ struct ByteLevelBPETokenizerTests {
     }
 
     @Test func matchesHuggingFaceOnWikitextAndShakespeare() throws {
-        let tok = try makeGGUFTokenizer(metadata: try Self.metadata())
+        let tok = try Self.tokenizer()
         let bpe = try #require(tok as? ByteLevelBPETokenizer)
         #expect(bpe.preTokenizer == .smollm && !bpe.ignoreMerges)
         #expect(tok.vocabSize == 49152 && tok.bosToken == 1 && tok.eosToken == 2 && !tok.addsBOS)
@@ -89,7 +93,7 @@ struct ByteLevelBPETokenizerTests {
     }
 
     @Test func matchesHuggingFaceOnTrickyStrings() throws {
-        let tok = try makeGGUFTokenizer(metadata: try Self.metadata())
+        let tok = try Self.tokenizer()
         try Self.compare(tok, [
             "Hello world", "I'm sure you've seen they'll do it, he'd say; it's 'quoted' and DON'T SHOUT",
             "multiple   spaces    here", "  leading and trailing  ", "trailing space ", "tabs\tand\t\ttabs",
@@ -100,7 +104,7 @@ struct ByteLevelBPETokenizerTests {
     }
 
     @Test func tokenizesAllOfWikitextQuickly() throws {
-        let tok = try makeGGUFTokenizer(metadata: try Self.metadata())
+        let tok = try Self.tokenizer()
         let wiki = try TokenizerFixtures.text("text/wikitext2_test_joined.txt")
         let t0 = Date()
         let ids = tok.encode(wiki, addBOS: false)
