@@ -159,6 +159,36 @@ struct ByteLevelBPETokenizerTests {
         #expect(l3.encode("ab", addBOS: true) == [0, 3])
     }
 
+    /// User-defined tokens are cut out of the text before pre-tokenization (llama.cpp does so even with
+    /// parse_special = false); control tokens are not.
+    @Test func userDefinedTokensAreSplitOut() throws {
+        var types = [GGUFValue](repeating: .int32(1), count: 10)
+        types[9] = .int32(4)
+        var m = Self.meta(["tokenizer.ggml.pre": .string("smollm"), "tokenizer.ggml.token_type": .array(types)])
+        var toks = m.values["tokenizer.ggml.tokens"]!.array!
+        toks.append(.string("<x>"))
+        m.values["tokenizer.ggml.tokens"] = .array(toks)
+        let bpe = try makeGGUFTokenizer(metadata: m)
+        #expect(bpe.encode("ab<x>a", addBOS: false) == [3, 9, 0])
+        #expect(bpe.decode([3, 9, 0]) == "ab<x>a")
+
+        // SentencePiece: the space prefix comes back after a special token; unknown pieces fall back to UNK
+        // when the vocabulary has no byte tokens.
+        let pieces = ["<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "ab", "<x>"]
+        let spmTypes: [Int32] = [2, 3, 3, 1, 1, 1, 1, 1, 4]
+        let v: [String: GGUFValue] = [
+            "tokenizer.ggml.model": .string("llama"),
+            "tokenizer.ggml.tokens": .array(pieces.map { .string($0) }),
+            "tokenizer.ggml.scores": .array((0..<9).map { .float32(-Float($0)) }),
+            "tokenizer.ggml.token_type": .array(spmTypes.map { .int32($0) }),
+        ]
+        let spm = try makeGGUFTokenizer(metadata: GGUFMetadata(file: "spm.gguf", values: v, keys: Array(v.keys)))
+        #expect(spm.encode("a<x>b", addBOS: true) == [1, 6, 8, 3, 5])
+        #expect(spm.encode("c", addBOS: false) == [3, 0])
+        #expect(spm.encode("<s>", addBOS: false).contains(1) == false)
+        #expect(spm.decode([1, 6, 8, 3, 5]) == " a<x> b")
+    }
+
     /// Pre-tokenizer splits on strings whose regex result is known.
     @Test func preTokenizerSplits() {
         func words(_ p: PreTokenizer, _ s: String) -> [String] {
