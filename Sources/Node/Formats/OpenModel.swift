@@ -8,7 +8,11 @@ public func openModel(path: String) throws -> WeightSource {
         throw ModelFormatError(file: path, field: "path", expected: "an existing model file or directory",
                                found: "nothing there")
     }
-    // SKELETON: GGUF and safetensors dispatch are added when their readers land.
+    // SKELETON: safetensors dispatch is added when its reader lands.
     let file = try MappedFile(path: path)
+    if file.count >= 4 {
+        let magic = try file.withBytes(offset: 0, length: 4, field: "magic") { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        if magic == GGUFFile.magic { return try GGUFModel(path: path, file: file) }
+    }
     return try Llama2cCheckpoint(path: path, file: file)
 }
