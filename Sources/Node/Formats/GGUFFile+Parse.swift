@@ -54,8 +54,10 @@ struct GGUFParser {
                 : "not a GGUF version this reader knows"
             throw fail("version", expected: "2 or 3", found: "\(version)", hint: hint)
         }
-        let tensorCount = try count(r.read(UInt64.self, "tensor_count"), "tensor_count", minBytes: Self.minTensorInfoBytes)
-        let kvCount = try count(r.read(UInt64.self, "kv_count"), "kv_count", minBytes: Self.minKVBytes)
+        let rawTensorCount = try r.read(UInt64.self, "tensor_count")
+        let rawKVCount = try r.read(UInt64.self, "kv_count")
+        let tensorCount = try count(rawTensorCount, "tensor_count", minBytes: Self.minTensorInfoBytes)
+        let kvCount = try count(rawKVCount, "kv_count", minBytes: Self.minKVBytes)
 
         let metadata = try parseMetadata(kvCount)
         let alignment = try parseAlignment(metadata)
@@ -70,7 +72,7 @@ struct GGUFParser {
                       metadata: metadata, tensors: tensors)
     }
 
-    /// A u64 count, refused when even `minBytes` per item could not fit in the bytes left.
+    /// A u64 count just read, refused when even `minBytes` per item could not fit in the bytes left.
     func count(_ n: UInt64, _ field: String, minBytes: Int) throws -> Int {
         let limit = r.remaining / minBytes
         guard n <= UInt64(limit) else {
@@ -163,7 +165,8 @@ struct GGUFParser {
             guard let element = GGUFValue.TypeID(rawValue: elementRaw) else {
                 throw fail("array element type", expected: "a GGUF value type id 0...12", found: "\(elementRaw)")
             }
-            let n = try count(r.read(UInt64.self, "array count"), "array count", minBytes: element.minEncodedBytes)
+            let rawCount = try r.read(UInt64.self, "array count")  // read before `count` sees `remaining`
+            let n = try count(rawCount, "array count", minBytes: element.minEncodedBytes)
             var a: [GGUFValue] = []
             a.reserveCapacity(n)
             for _ in 0..<n { a.append(try value(elementRaw, depth: depth + 1)) }
