@@ -84,3 +84,94 @@ import HessianDist
         }
     }
 }
+
+/// A one-layer F32 model written field by field: exercises the optional keys and their defaults.
+struct TinyGGUFModel {
+    var arch = "mistral"
+    var vocabFromTokens = true
+    var keyLength: UInt32? = 8      // head_dim 8 with 2 heads of an 8-wide model: q is 16 wide
+    var untied = true
+    /// Head size the tensors are written for (2 heads, 2 KV heads); may contradict `keyLength`.
+    var shapeHeadDim: UInt64 = 8
+
+    /// (name, ne) in file order.
+    var tensors: [(String, [UInt64])] {
+        let qkv = 2 * shapeHeadDim
+        var t: [(String, [UInt64])] = [
+            ("token_embd.weight", [8, 4]), ("blk.0.attn_norm.weight", [8]),
+            ("blk.0.attn_q.weight", [8, qkv]), ("blk.0.attn_k.weight", [8, qkv]), ("blk.0.attn_v.weight", [8, qkv]),
+            ("blk.0.attn_output.weight", [qkv, 8]), ("blk.0.ffn_norm.weight", [8]),
+            ("blk.0.ffn_gate.weight", [8, 16]), ("blk.0.ffn_up.weight", [8, 16]), ("blk.0.ffn_down.weight", [16, 8]),
+            ("output_norm.weight", [8]),
+        ]
+        if untied { t.append(("output.weight", [8, 4])) }
+        return t
+    }
+
+    func bytes() -> GGUFBytes {
+        var kvs: [(inout GGUFBytes) -> Void] = [
+            { $0.kvString("general.architecture", arch) },
+            { $0.kvU32("\(arch).embedding_length", 8) },
+            { $0.kvU32("\(arch).feed_forward_length", 16) },
+            { $0.kvU32("\(arch).block_count", 1) },
+            { $0.kvU32("\(arch).attention.head_count", 2) },
+            { $0.kvU32("\(arch).context_length", 32) },
+            { g in g.str("\(arch).attention.layer_norm_rms_epsilon"); g.u32(6); g.u32(Float(1e-6).bitPattern) },
+        ]
+        if let keyLength { kvs.append { $0.kvU32("\(arch).attention.key_length", keyLength) } }
+        if vocabFromTokens {
+            kvs.append { g in
+                g.str("tokenizer.ggml.tokens"); g.u32(9); g.u32(8); g.u64(4)
+                for s in ["<unk>", "a", "b", "c"] { g.str(s) }
+            }
+        }
+        var g = GGUFBytes()
+        g.header(tensors: UInt64(tensors.count), kvs: UInt64(kvs.count))
+        for kv in kvs { kv(&g) }
+        var offset: UInt64 = 0
+        for (name, ne) in tensors {
+            g.tensorInfo(name, ne: ne, offset: offset)
+            offset += (ne.reduce(1, *) * 4 + 31) / 32 * 32
+        }
+        g.align()
+        for (_, ne) in tensors {
+            for i in 0..<Int(ne.reduce(1, *)) { g.u32(Float(i).bitPattern) }
+            g.align()
+        }
+        return g
+    }
+}
+
+@Suite struct GGUFModelConfigTests {
+    @Test func optionalKeysAndDefaults() throws {
+        let m = try GGUFModel(path: try TinyGGUFModel().bytes().write("tiny"))
+        let c = m.config
+        #expect(c.architecture == "mistral" && c.dim == 8 && c.hiddenDim == 16 && c.nLayers == 1)
+        #expect(c.nHeads == 2 && c.nKVHeads == 2)       // head_count_kv absent: = head_count
+        #expect(c.headDim == 8 && c.qDim == 16)         // from attention.key_length
+        #expect(c.vocabSize == 4)                       // from tokenizer.ggml.tokens
+        #expect(c.ropeTheta == 10000 && c.normEps == 1e-6 && c.contextLength == 32)
+        #expect(!c.tiedEmbeddings && c.ropeLayout == .interleaved)
+        #expect(try m.info("blk.0.attn_q.weight").shape == [16, 8])
+        #expect(try m.dequantize("blk.0.attn_q.weight") == (0..<128).map(Float.init))
+        #expect(throws: ModelFormatError.self) { try m.dequantize("blk.1.attn_q.weight") }
+        var small = [Float](repeating: 0, count: 3)
+        #expect(throws: ModelFormatError.self) {
+            try small.withUnsafeMutableBufferPointer { try m.dequantize("output_norm.weight", into: $0) }
+        }
+    }
+
+    @Test func vocabFromEmbeddingAndTiedOutput() throws {
+        let m = try GGUFModel(path: try TinyGGUFModel(vocabFromTokens: false, keyLength: nil, untied: false, shapeHeadDim: 4).bytes().write("tied"))
+        #expect(m.config.vocabSize == 4 && m.config.tiedEmbeddings && m.config.headDim == 4)
+    }
+
+    /// A shape that contradicts the metadata is caught by `validateShapes` in init.
+    @Test func shapeContradictingMetadata() throws {
+        #expect {
+            try GGUFModel(path: try TinyGGUFModel(keyLength: 4).bytes().write("badshape"))
+        } throws: { e in
+            "\(e)".contains("tensor blk.0.attn_q.weight shape") && "\(e)".contains("expected [8, 8]")
+        }
+    }
+}
