@@ -94,6 +94,15 @@ import Testing
         #expect(odd.map(\.bitPattern) == shifted.map(\.bitPattern))
     }
 
+    /// The Intel-Mac fallback conversion agrees with `Float16` on every half, NaN payloads included.
+    @Test func softwareHalfConversionIsExact() {
+        var mismatches: [UInt16] = []
+        for h in 0...UInt16.max where softwareHalfToFloat(h).bitPattern != Float(Float16(bitPattern: h)).bitPattern {
+            mismatches.append(h)
+        }
+        #expect(mismatches.count == 0, "first: \(mismatches.prefix(4).map { String($0, radix: 16) })")
+    }
+
     @Test func dispatcherErrors() throws {
         #expect {
             _ = try dequantize(.q4_K, [UInt8](repeating: 0, count: 144), count: 100)

@@ -24,11 +24,13 @@ func expectBitExact(_ got: [Float], _ want: [Float], _ what: String,
                     sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(got.count == want.count, "\(what): \(got.count) values, expected \(want.count)", sourceLocation: sourceLocation)
     var mismatches = 0, first = -1
+    var maxDiff: Float = 0
     for i in 0..<min(got.count, want.count) where got[i].bitPattern != want[i].bitPattern && !(got[i].isNaN && want[i].isNaN) {
         if first < 0 { first = i }
         mismatches += 1
+        maxDiff = max(maxDiff, abs(got[i] - want[i]))
     }
-    #expect(mismatches == 0, "\(what): \(mismatches) mismatches, first at \(first): \(first >= 0 ? "\(got[first]) vs \(want[first])" : "")",
+    #expect(mismatches == 0, "\(what): \(mismatches) mismatches, max |diff| \(maxDiff), first at \(first): \(first >= 0 ? "\(got[first]) vs \(want[first])" : "")",
             sourceLocation: sourceLocation)
 }
 

@@ -18,7 +18,7 @@ extension UnsafeRawPointer {
     /// A little-endian IEEE half at `offset` (any alignment), widened exactly like `GGML_FP16_TO_FP32`.
     @inline(__always)
     func loadF16(at offset: Int) -> Float {
-        Float(Float16(bitPattern: UInt16(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
+        halfToFloat(UInt16(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
     }
 
     @inline(__always)
@@ -30,5 +30,33 @@ extension UnsafeRawPointer {
     @inline(__always)
     func loadU32LE(at offset: Int) -> UInt32 {
         UInt32(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+}
+
+/// IEEE half bits widened to Float exactly (every half is a Float). NaN payloads are kept but a
+/// signaling NaN comes back quiet, as with F16C's `vcvtph2ps`; gguf-py keeps it signaling, so tests
+/// compare NaNs by NaN-ness only.
+@inline(__always)
+func halfToFloat(_ bits: UInt16) -> Float {
+    #if os(macOS) && arch(x86_64)
+    return softwareHalfToFloat(bits)  // Float16 is unavailable on Intel Macs
+    #else
+    return Float(Float16(bitPattern: bits))
+    #endif
+}
+
+/// Half -> Float by moving the fields: exponent rebias 15 -> 127, mantissa shifted up 13 bits.
+/// Tested against `Float16` for all 65536 patterns.
+@inline(__always)
+func softwareHalfToFloat(_ bits: UInt16) -> Float {
+    let sign = UInt32(bits & 0x8000) << 16
+    let exponent = UInt32(bits >> 10) & 0x1F
+    let mantissa = UInt32(bits & 0x03FF)
+    switch exponent {
+    case 0x1F where mantissa == 0: return Float(bitPattern: sign | 0x7F80_0000)  // inf
+    case 0x1F: return Float(bitPattern: sign | 0x7FC0_0000 | mantissa << 13)  // NaN, quieted like Float16's
+    case 0:  // zero and subnormals: mantissa * 2^-24, exact in Float
+        return Float(bitPattern: sign | (Float(mantissa) * 0x1p-24).bitPattern)
+    default: return Float(bitPattern: sign | (exponent + 112) << 23 | mantissa << 13)
     }
 }
