@@ -31,9 +31,8 @@ struct GGUFParser {
         do {
             return try p.parseAll()
         } catch let e as ShortInput {
-            throw ModelFormatError(file: path, field: "\(p.context): \(e.what)",
-                                   expected: "\(e.needed) bytes at offset \(e.offset)", found: "\(max(e.available, 0)) left",
-                                   hint: "the file is truncated")
+            throw p.fail(e.what, expected: "\(e.needed) bytes at offset \(e.offset)", found: "\(max(e.available, 0)) left",
+                         hint: "the file is truncated")
         }
     }
 
