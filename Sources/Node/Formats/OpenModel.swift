@@ -12,7 +12,10 @@ public func openModel(path: String) throws -> WeightSource {
     if isDir.boolValue || path.hasSuffix(".safetensors") || path.hasSuffix(".safetensors.index.json") {
         return try openSafetensorsModel(path: path)
     }
-    // SKELETON: GGUF dispatch is added when its reader lands.
     let file = try MappedFile(path: path)
+    let magic: UInt32 = file.count >= 4 ? file.withAllBytes { $0.loadUnaligned(as: UInt32.self) } : 0
+    if magic == GGUFFile.magic {
+        return try GGUFModel(path: path, file: file)
+    }
     return try Llama2cCheckpoint(path: path, file: file)
 }

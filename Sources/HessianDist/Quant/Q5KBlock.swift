@@ -1,0 +1,42 @@
+// ggml `Q5_K`: 5-bit super-blocks of 256 with 6-bit sub-block scales and minimums. Reference dequantizer only.
+
+/// `block_q5_K` (176 bytes, 5.5 bits/weight):
+/// - `d: f16` at 0; `dmin: f16` at 2; `scales: [12] u8` at 4, packed as in Q4_K (`Q4KBlock.scaleMin`);
+/// - `qh: [32] u8` at 16; bit b of byte l is the fifth bit of weight `32b + l`;
+/// - `qs: [128] u8` at 48; low 4 bits, laid out as Q4_K's `qs`.
+///
+/// Weight = (d * sc) * q - (dmin * m).
+public enum Q5KBlock: GGMLBlockFormat {
+    public static let type = GGMLType.q5_K
+    public static let blockSize = 256
+    public static let byteSize = 176
+
+    @inline(__always)
+    public static func dequantize(block: UnsafeRawPointer, into out: UnsafeMutablePointer<Float>) {
+        let d = block.loadF16(at: 0)
+        let dmin = block.loadF16(at: 2)
+        let scales = block + 4
+        let qh = block + 16
+        var ql = block + 48
+        var y = out
+        var u1: UInt8 = 1, u2: UInt8 = 2
+        for chunk in 0..<4 {
+            let (sc1, m1) = Q4KBlock.scaleMin(2 * chunk, scales)
+            let (sc2, m2) = Q4KBlock.scaleMin(2 * chunk + 1, scales)
+            let d1 = d * Float(sc1), min1 = dmin * Float(m1)
+            let d2 = d * Float(sc2), min2 = dmin * Float(m2)
+            for l in 0..<32 {
+                let h: UInt8 = qh.loadU8(at: l) & u1 != 0 ? 16 : 0
+                y[l] = d1 * Float((ql.loadU8(at: l) & 0x0F) + h) - min1
+            }
+            for l in 0..<32 {
+                let h: UInt8 = qh.loadU8(at: l) & u2 != 0 ? 16 : 0
+                y[32 + l] = d2 * Float((ql.loadU8(at: l) >> 4) + h) - min2
+            }
+            ql += 32
+            y += 64
+            u1 = u1 &<< 2
+            u2 = u2 &<< 2
+        }
+    }
+}
