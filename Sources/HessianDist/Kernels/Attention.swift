@@ -78,7 +78,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, att: UnsafeMutabl
             for t in 0..<T {
                 let row = att + t * T
                 softmaxInPlace(row, t + 1)
-                for u in (t + 1)..<max(T, t + 1) { row[u] = 0 }
+                (row + t + 1).update(repeating: 0, count: T - t - 1)
             }
             // out = att · v (T,hs)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),

@@ -62,8 +62,7 @@ public func residualAdd(x: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>,
 /// In place over `n` values: x = exp(x - max) / Σ; returns log Σ exp(x - max) + max (the log-partition).
 @discardableResult
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Double {
-    var m = -Float.infinity
-    for i in 0..<n where x[i] > m { m = x[i] }
+    let m = vmax(x, n)
     var s0 = SIMD8<Float>(), i = 0
     let mv = SIMD8<Float>(repeating: m)
     while i + 8 <= n {
@@ -75,14 +74,19 @@ public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Double
     var s = Double(s0.sum())
     while i < n { let e = expf(x[i] - m); x[i] = e; s += Double(e); i += 1 }
     let inv = Float(1 / s)
-    for j in 0..<n { x[j] *= inv }
+    i = 0
+    while i + 8 <= n {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) * inv
+        UnsafeMutableRawPointer(x + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { x[i] *= inv; i += 1 }
     return log(s) + Double(m)
 }
 
 /// log Σ exp(x) over `n` values without writing (for cross-entropy over a vocabulary).
 public func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
-    var m = -Float.infinity
-    for i in 0..<n where x[i] > m { m = x[i] }
+    let m = vmax(x, n)
     var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), i = 0
     let mv = SIMD8<Float>(repeating: m)
     while i + 16 <= n {
@@ -96,12 +100,15 @@ public func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
 }
 
 /// exp on 8 lanes: Cody–Waite range reduction and a degree-6 polynomial (max relative error ≈ 2e-7),
-/// because expf per element dominates attention softmax otherwise.
+/// because expf per element dominates attention softmax otherwise. Rounding and float→int go through
+/// the 1.5·2²³ trick: Swift's generic SIMD conversions and `.rounded` become per-lane library calls.
 @inline(__always)
 public func vexp(_ x: SIMD8<Float>) -> SIMD8<Float> {
     let xc = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
     let log2e: Float = 1.44269504088896341
-    let n = (xc * log2e).rounded(.toNearestOrEven)
+    let magic = SIMD8<Float>(repeating: 12582912) // 1.5 · 2²³: adding it rounds to an integer in the low bits
+    let t = xc * log2e + magic
+    let n = t - magic
     // ln2 split into a part exact in float and the rest.
     let r = xc - n * 0.693359375 + n * 2.12194440e-4
     var p = SIMD8<Float>(repeating: 1.9875691500e-4)
@@ -111,8 +118,21 @@ public func vexp(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     p = p * r * r + r + 1
-    let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
-    let scale = unsafeBitCast(bits, to: SIMD8<Float>.self)
+    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((ni &+ 127) &<< 23, to: SIMD8<Float>.self)
     // Below the clamp the true value underflows: give exact zeros (masked softmax entries are -inf).
     return (p * scale).replacing(with: 0, where: x .< -87.3)
+}
+
+/// max over `n` values, 8 lanes at a time.
+@inline(__always)
+func vmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m8 = SIMD8<Float>(repeating: -.infinity), i = 0
+    while i + 8 <= n {
+        m8 = pointwiseMax(m8, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+        i += 8
+    }
+    var m = m8.max()
+    while i < n { m = Swift.max(m, x[i]); i += 1 }
+    return m
 }
