@@ -21,24 +21,20 @@ echo
 echo '| sgemm shape (M,N,K), out = A·Bᵀ | GFLOP/s |'
 echo '| --- | --- |'
 $BIN bench sgemm --shapes "2048,2048,2048;512,576,576;512,192,576;512,1536,576;512,576,1536;1024,1536,576;256,49152,576" |
-  python3 -c 'import json,sys; [print(f"| {m[\"m\"]}×{m[\"n\"]}×{m[\"k\"]} | {m[\"gflops\"]:.1f} |") for m in json.load(sys.stdin)]'
+  python3 scripts/bench_format.py sgemm
 echo
-PEAK=$($BIN bench sgemm --shapes "2048,2048,2048" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["gflops"])')
+PEAK=$($BIN bench sgemm --shapes "2048,2048,2048" | python3 scripts/bench_format.py peak)
 echo '| forward (B×512 tokens, logits for the second half) | tokens/s | s/pass | block GEMM GFLOP/s (% of sgemm 2048³) | attention s | norms+elementwise s | head GEMM GFLOP/s |'
 echo '| --- | --- | --- | --- | --- | --- | --- |'
 for B in 1 2; do
-  $BIN bench forward --model "$MODEL" --batch $B --ctx 512 --passes 3 | PEAK=$PEAK B=$B python3 -c '
-import json,sys,os
-r=json.load(sys.stdin); p=float(os.environ["PEAK"])
-g=r["gflops"]; s=r["seconds"]
-print(f"| B={os.environ[\"B\"]} | {r[\"tokensPerSecond\"]:.0f} | {r[\"secondsPerPass\"]:.3f} | {g[\"gemm\"]:.1f} ({100*g[\"gemm\"]/p:.0f} %) | {s[\"attention\"]:.3f} | {s[\"norm\"]:.3f} | {g[\"head\"]:.1f} |")'
+  $BIN bench forward --model "$MODEL" --batch $B --ctx 512 --passes 3 | python3 scripts/bench_format.py forward "$PEAK" "B=$B"
 done
 echo
 echo '| whole eval: WikiText-2, ctx 512, 40 chunks | PPL | wall time |'
 echo '| --- | --- | --- |'
 for B in 1 2; do
   /usr/bin/time -f "%e" -o /tmp/hd-time $BIN eval --model "$MODEL" --text "$TEXT" --ctx 512 --chunks 40 --batch $B --json 2>/dev/null > /tmp/hd-eval.json
-  python3 -c 'import json,sys; r=json.load(open("/tmp/hd-eval.json")); print(f"| hessdist eval --batch '$B' (fp32) | {r[\"perplexity\"]:.4f} ± {r[\"standardError\"]:.4f} | '"$(cat /tmp/hd-time)"' s |")'
+  python3 scripts/bench_format.py eval "hessdist eval --batch $B (fp32, Q4_1 weights dequantized)" "$(cat /tmp/hd-time)" < /tmp/hd-eval.json
 done
 if [ "${1:-}" != "--no-peer" ]; then
   PEER=$(scripts/build-peer.sh)

@@ -84,3 +84,22 @@ import HessianDist
         #expect(d / m < 1e-5, "relative difference \(d / m)")
     }
 }
+
+/// SmolLM2 (GQA 9/3, theta 1e5, Q4_1 + Q8_0 weights) against the NumPy reference fed by gguf-py's own
+/// dequantizers: a different reader, different dequantizers, a different forward.
+@Suite struct SmolLM2ForwardTests {
+    @Test(.enabled(if: TestData.smolLM2 != nil)) func logitsMatchNumpyReference() throws {
+        let path = TestData.smolLM2!
+        let dir = try TestData.tempDir("smol-fwd")
+        let ref = dir.appendingPathComponent("ref.f32").path
+        // " The quick brown fox jumps over the lazy dog. 1234" in SmolLM2 ids plus a few arbitrary ones.
+        let toks: [Int32] = [378, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30, 216, 33, 34, 35, 36, 1, 49151]
+        try runPython("reference_forward.py", [path, ref, toks.map(String.init).joined(separator: ",")])
+        let model = try LlamaModel(source: openModel(path: path), contextLength: 64)
+        let logits = try model.forward(tokens: toks, B: 1, T: toks.count)
+        let expected = try readF32(ref)
+        var d: Float = 0, m: Float = 0
+        for i in 0..<logits.count { d = max(d, abs(logits[i] - expected[i])); m = max(m, abs(expected[i])) }
+        #expect(d / m < 1e-4, "max |Δlogit| / max |logit| = \(d / m)")
+    }
+}

@@ -1,0 +1,37 @@
+// The contract between the GPTQ solver and a storage format: which values a weight may take.
+// Not a quantizer by itself: ggml formats (`Q4_1Block`, `Q4KBlock`, ...) and the integer group grid of
+// GPTQ safetensors each provide one.
+
+/// A per-(row, group) affine grid: weight i of a group may take `scale[i] * q + offset[i]` for an integer
+/// code `q` in `0...maxCode`. The grid of a group is fitted from the weights the GPTQ sweep holds when it
+/// reaches the group's first column (error-compensated by then), so what is stored is what was optimised.
+///
+/// Every ggml type fits this form: Q4_0 is `d·(q−8)` (offset −8d), Q4_1 `d·q + m`, Q8_0 `d·(q−128)`,
+/// the K-quants `d·sc_j·q − dmin·m_j` with per-sub-block scale and offset inside one super-block.
+public protocol QuantGrid: Sendable {
+    /// Consecutive input columns fitted together (32 for Q4_0, 256 for K-quants, the GPTQ group size,
+    /// or the whole row).
+    var groupSize: Int { get }
+    /// Largest code; codes are `0...maxCode` and must fit in a byte.
+    var maxCode: Int { get }
+    /// Bytes of the fitted parameters of one group (ggml: the block bytes before the codes are packed in).
+    var parameterBytes: Int { get }
+
+    /// Fits one group of one row from its current weights `w` (`groupSize` values; `importance`, if given,
+    /// weighs each column, e.g. the imatrix / diag(H)). Writes the stored parameters to `parameters`
+    /// and, per weight, the exact float `scale` and `offset` a dequantizer will use (after any f16 rounding).
+    func fit(weights w: UnsafePointer<Float>, importance: UnsafePointer<Float>?,
+             parameters: UnsafeMutableRawPointer,
+             scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>)
+}
+
+extension QuantGrid {
+    /// The code nearest to `w` on the grid `(scale, offset)`: `clamp(round((w - offset) / scale))`.
+    /// Ties and a zero scale resolve to the code whose value is `offset` (q = 0) the same way every time.
+    @inline(__always)
+    public func nearestCode(_ w: Float, scale: Float, offset: Float) -> UInt8 {
+        guard scale != 0 else { return 0 }
+        let q = ((w - offset) / scale).rounded(.toNearestOrEven)
+        return UInt8(max(0, min(Float(maxCode), q)))
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Formats the JSON of `hessdist bench ...` and `hessdist eval --json` as Markdown table rows."""
+import json
+import sys
+
+kind = sys.argv[1]
+data = json.load(sys.stdin)
+if kind == "sgemm":
+    for m in data:
+        print("| %d×%d×%d | %.1f |" % (m["m"], m["n"], m["k"], m["gflops"]))
+elif kind == "peak":
+    print("%.3f" % data[0]["gflops"])
+elif kind == "forward":
+    peak, label = float(sys.argv[2]), sys.argv[3]
+    g, s = data["gflops"], data["seconds"]
+    print("| %s | %.0f | %.3f | %.1f (%.0f %%) | %.3f | %.3f | %.1f |" % (
+        label, data["tokensPerSecond"], data["secondsPerPass"], g["gemm"], 100 * g["gemm"] / peak,
+        s["attention"], s["norm"], g["head"]))
+elif kind == "eval":
+    label, wall = sys.argv[2], sys.argv[3]
+    print("| %s | %.4f ± %.4f | %s s |" % (label, data["perplexity"], data["standardError"], wall))
