@@ -34,6 +34,56 @@ public struct PerplexityResult: Sendable, Codable {
     public var tokensPerSecond: Double
     /// Running PPL after each chunk, as llama-perplexity prints `[i]ppl`.
     public var runningPerplexity: [Double]
+    /// Against a reference model (`eval --reference`): the same chunks and scored positions.
+    public var reference: ReferenceComparison?
+}
+
+/// How far a (quantized) model's next-token distributions are from a reference model's,
+/// over the positions perplexity scores — llama.cpp's `--kl-divergence` statistics.
+public struct ReferenceComparison: Sendable, Codable {
+    /// The reference model's own perplexity on the same tokens.
+    public var referencePerplexity: Double
+    /// Mean KL(p_ref ‖ p_model) in nats, and its standard error.
+    public var meanKL: Double
+    public var meanKLStandardError: Double
+    /// Largest per-token KL seen.
+    public var maxKL: Double
+    /// Fraction of positions where both models' argmax agree.
+    public var top1Agreement: Double
+}
+
+/// Running sums for `ReferenceComparison`.
+struct KLAccumulator {
+    var sum = 0.0, sum2 = 0.0, maxKL = 0.0, count = 0, agree = 0
+    var reference = NLLAccumulator()
+
+    /// KL(p ‖ q) = Σ p (log p − log q) with log p = a − lseA, log q = b − lseB.
+    mutating func add(ref a: UnsafePointer<Float>, model b: UnsafePointer<Float>, n: Int, target: Int) {
+        let lseA = logSumExp(a, n), lseB = logSumExp(b, n)
+        var kl = 0.0
+        var argA = 0, argB = 0
+        for i in 0..<n {
+            let la = Double(a[i]) - lseA
+            kl += exp(la) * (la - (Double(b[i]) - lseB))
+            if a[i] > a[argA] { argA = i }
+            if b[i] > b[argB] { argB = i }
+        }
+        kl = max(kl, 0)
+        sum += kl
+        sum2 += kl * kl
+        maxKL = max(maxKL, kl)
+        count += 1
+        if argA == argB { agree += 1 }
+        reference.add(lseA - Double(a[target]))
+    }
+
+    var result: ReferenceComparison {
+        let mean = sum / Double(count)
+        let variance = max(0, sum2 / Double(count) - mean * mean)
+        return ReferenceComparison(referencePerplexity: reference.perplexity, meanKL: mean,
+                                   meanKLStandardError: count > 1 ? (variance / Double(count - 1)).squareRoot() : 0,
+                                   maxKL: maxKL, top1Agreement: Double(agree) / Double(count))
+    }
 }
 
 public struct PerplexityProgress: Sendable {
@@ -81,7 +131,11 @@ public struct NLLAccumulator: Sendable {
 }
 
 public func evaluatePerplexity(model: LlamaModel, tokens: [Int32], options o: PerplexityOptions,
+                               reference: LlamaModel? = nil,
                                progress: ((PerplexityProgress) -> Void)? = nil) throws -> PerplexityResult {
+    if let r = reference, r.config.vocabSize != model.config.vocabSize {
+        throw EvaluationError.invalidOption("--reference has vocabulary \(r.config.vocabSize), the model \(model.config.vocabSize)")
+    }
     let ctx = o.context
     guard ctx >= 4, ctx <= model.rope.T else {
         throw EvaluationError.invalidOption("--ctx \(ctx): expected 4...\(model.rope.T) (the model's context)")
@@ -96,6 +150,8 @@ public func evaluatePerplexity(model: LlamaModel, tokens: [Int32], options o: Pe
     var running: [Double] = []
     let start = Date()
     var logits = [Float](repeating: 0, count: o.batch * (ctx - first) * V)
+    var refLogits = [Float](repeating: 0, count: reference == nil ? 0 : o.batch * (ctx - first) * V)
+    var kl = KLAccumulator()
     var acts: Activations? = nil
     var i = 0
     while i < nChunks {
@@ -111,6 +167,22 @@ public func evaluatePerplexity(model: LlamaModel, tokens: [Int32], options o: Pe
         try model.embed(acts!, tokens: batchTokens)
         model.blocks(acts!)
         logits.withUnsafeMutableBufferPointer { model.head(acts!, from: first, into: $0.baseAddress!) }
+        if let reference {
+            try reference.embed(acts!, tokens: batchTokens)
+            reference.blocks(acts!)
+            refLogits.withUnsafeMutableBufferPointer { reference.head(acts!, from: first, into: $0.baseAddress!) }
+            logits.withUnsafeBufferPointer { lp in
+                refLogits.withUnsafeBufferPointer { rp in
+                    for s in 0..<B {
+                        for j in 0..<scored {
+                            let at = (s * (ctx - first) + j) * V
+                            kl.add(ref: rp.baseAddress! + at, model: lp.baseAddress! + at, n: V,
+                                   target: Int(tokens[(i + s) * ctx + first + j + 1]))
+                        }
+                    }
+                }
+            }
+        }
         for s in 0..<B {
             let base = (i + s) * ctx
             logits.withUnsafeBufferPointer { lp in
@@ -131,5 +203,5 @@ public func evaluatePerplexity(model: LlamaModel, tokens: [Int32], options o: Pe
     return PerplexityResult(perplexity: acc.perplexity, standardError: acc.standardError,
                             meanNLL: acc.nll / Double(acc.count), tokensScored: acc.count, chunks: nChunks,
                             context: ctx, seconds: seconds, tokensPerSecond: Double(nChunks * ctx) / seconds,
-                            runningPerplexity: running)
+                            runningPerplexity: running, reference: reference == nil ? nil : kl.result)
 }

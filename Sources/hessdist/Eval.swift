@@ -21,6 +21,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Chunks per forward pass: larger GEMMs run closer to the sgemm peak; same PPL up to float rounding.")
     var batch: Int = 2
 
+    @Option(help: "The original model: adds mean KL divergence and top-1 agreement against it (same tokenizer).")
+    var reference: String?
+
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
 
@@ -40,12 +43,14 @@ struct Eval: ParsableCommand {
         let tokenizeSeconds = Date().timeIntervalSince(t0)
         let lm = try LlamaModel(source: src, contextLength: max(ctx, 16))
         let loadSeconds = Date().timeIntervalSince(t0) - tokenizeSeconds
+        let ref = try reference.map { try LlamaModel(source: openModel(path: $0), contextLength: max(ctx, 16)) }
         let progress = ProgressLine()
         progress.show(String(format: "tokenized %d tokens in %.2fs; loaded %d parameters in %.2fs",
                              tokens.count, tokenizeSeconds, src.config.parameterCount, loadSeconds))
         let r = try evaluatePerplexity(
             model: lm, tokens: tokens,
-            options: PerplexityOptions(context: ctx, chunks: chunks, batch: batch, bos: tok.addsBOS ? tok.bosToken : nil)
+            options: PerplexityOptions(context: ctx, chunks: chunks, batch: batch, bos: tok.addsBOS ? tok.bosToken : nil),
+            reference: ref
         ) { p in
             let tps = Double(p.chunksDone * ctx) / p.elapsed
             progress.show(String(format: "[%d/%d] PPL %.4f  %.0f tok/s  elapsed %@  ETA %@", p.chunksDone, p.chunks,
@@ -60,6 +65,10 @@ struct Eval: ParsableCommand {
             print(String(format: "Final estimate: PPL = %.4f +/- %.5f", r.perplexity, r.standardError))
             print(String(format: "%d chunks of %d tokens, %d scored, %.1f s, %.0f tokens/s",
                          r.chunks, r.context, r.tokensScored, r.seconds, r.tokensPerSecond))
+            if let k = r.reference {
+                print(String(format: "reference PPL = %.4f; mean KL = %.6f +/- %.6f nats (max %.4f); top-1 agreement %.2f %%",
+                             k.referencePerplexity, k.meanKL, k.meanKLStandardError, k.maxKL, 100 * k.top1Agreement))
+            }
         }
     }
 }

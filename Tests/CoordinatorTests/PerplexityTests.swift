@@ -52,3 +52,25 @@ import Node
         }
     }
 }
+
+@Suite struct ReferenceComparisonTests {
+    @Test func klOfTwoDistributionsMatchesClosedForm() {
+        var k = KLAccumulator()
+        let a: [Float] = [0, log(3)], b: [Float] = [log(3), 0]  // p = (1/4, 3/4), q = (3/4, 1/4)
+        k.add(ref: a, model: b, n: 2, target: 1)
+        let expected = 0.25 * log(0.25 / 0.75) + 0.75 * log(0.75 / 0.25)
+        #expect(abs(k.result.meanKL - expected) < 1e-7)
+        #expect(k.result.top1Agreement == 0)
+        #expect(abs(k.result.referencePerplexity - 4.0 / 3.0) < 1e-6)
+    }
+
+    @Test func aModelAgainstItselfHasZeroKL() throws {
+        let path = TestData.shared("llama2c/stories260K.bin")
+        let m = try LlamaModel(source: openModel(path: path))
+        let tokens: [Int32] = (0..<64).map { Int32(($0 * 37 + 11) % 512) }
+        let r = try evaluatePerplexity(model: m, tokens: tokens, options: .init(context: 16, bos: 1), reference: m)
+        let k = try #require(r.reference)
+        #expect(k.meanKL < 1e-6 && k.top1Agreement == 1)
+        #expect(abs(k.referencePerplexity - r.perplexity) < 1e-9 * r.perplexity)
+    }
+}

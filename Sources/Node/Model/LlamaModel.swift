@@ -80,41 +80,98 @@ public final class LlamaModel: @unchecked Sendable {
         for l in layers { block(l, acts) }
     }
 
-    /// One block, in place on the residual stream. x (B,T,C); q (B,T,NH,hs); k,v (B,T,NKV,hs); ffn (B,T,H).
+    /// One block, in place on the residual stream: the six stages in order.
+    /// x (B,T,C); q (B,T,NH,hs); k,v (B,T,NKV,hs); ffn (B,T,H).
     public func block(_ l: Int, _ a: Activations) {
+        attentionNorm(l, a)
+        attention(l, a)
+        attentionOutput(l, a)
+        ffnNorm(l, a)
+        ffnGateUp(l, a)
+        ffnDown(l, a)
+    }
+
+    // The stages. Calibration captures the inputs of each group of linear layers between them:
+    // xn after `attentionNorm` feeds q,k,v; atty after `attention` feeds o; xn after `ffnNorm` feeds
+    // gate,up; hid after `ffnGateUp` feeds down.
+
+    /// x (B,T,C) -> xn (B,T,C)
+    public func attentionNorm(_ l: Int, _ a: Activations) {
+        let N = a.B * a.T, C = config.dim
+        a.profile.time(.norm) {
+            rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.attnNorm(l)), N: N, C: C, eps: config.normEps)
+        }
+    }
+
+    /// xn (B,T,C) -> q,k,v -> atty (B,T,NH·hs)
+    public func attention(_ l: Int, _ a: Activations) {
         let c = config
-        let B = a.B, T = a.T, N = B * T, C = c.dim, H = c.hiddenDim, hs = c.headDim
+        let B = a.B, T = a.T, N = B * T, C = c.dim, hs = c.headDim
         let NH = c.nHeads, NKV = c.nKVHeads, QD = c.qDim, KVD = c.kvDim
         let interleaved = c.ropeLayout == .interleaved
-        let p = a.profile
-        p.time(.norm) { rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.attnNorm(l)), N: N, C: C, eps: c.normEps) }
-        p.time(.gemm, flops: 2 * N * C * (QD + 2 * KVD)) {
+        a.profile.time(.gemm, flops: 2 * N * C * (QD + 2 * KVD)) {
             matmulForward(out: a.q, inp: a.xn, weight: w(TensorName.attnQ(l)), N: N, C: C, OC: QD)
             matmulForward(out: a.k, inp: a.xn, weight: w(TensorName.attnK(l)), N: N, C: C, OC: KVD)
             matmulForward(out: a.v, inp: a.xn, weight: w(TensorName.attnV(l)), N: N, C: C, OC: KVD)
         }
-        p.time(.attention, flops: 4 * B * NH * T * T * hs) {
+        a.profile.time(.attention, flops: 4 * B * NH * T * T * hs) {
             ropeForward(x: a.q, table: rope, B: B, T: T, nh: NH, hs: hs, interleaved: interleaved)
             ropeForward(x: a.k, table: rope, B: B, T: T, nh: NKV, hs: hs, interleaved: interleaved)
             attentionForward(out: a.atty, att: a.att, q: a.q, k: a.k, v: a.v, B: B, T: T, NH: NH, NKV: NKV, hs: hs)
         }
-        p.time(.gemm, flops: 2 * N * QD * C) {
+    }
+
+    /// x += atty · Woᵀ
+    public func attentionOutput(_ l: Int, _ a: Activations) {
+        let N = a.B * a.T, C = config.dim, QD = config.qDim
+        a.profile.time(.gemm, flops: 2 * N * QD * C) {
             matmulForward(out: a.proj, inp: a.atty, weight: w(TensorName.attnOutput(l)), N: N, C: QD, OC: C)
         }
-        p.time(.norm) {
-            residualAdd(x: a.x, y: a.proj, count: N * C)
-            rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.ffnNorm(l)), N: N, C: C, eps: c.normEps)
+        a.profile.time(.norm) { residualAdd(x: a.x, y: a.proj, count: N * C) }
+    }
+
+    /// x (B,T,C) -> xn (B,T,C)
+    public func ffnNorm(_ l: Int, _ a: Activations) {
+        let N = a.B * a.T, C = config.dim
+        a.profile.time(.norm) {
+            rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.ffnNorm(l)), N: N, C: C, eps: config.normEps)
         }
-        p.time(.gemm, flops: 4 * N * C * H) {
+    }
+
+    /// xn (B,T,C) -> hid (B,T,H) = silu(xn·Wgateᵀ) * (xn·Wupᵀ)
+    public func ffnGateUp(_ l: Int, _ a: Activations) {
+        let N = a.B * a.T, C = config.dim, H = config.hiddenDim
+        a.profile.time(.gemm, flops: 4 * N * C * H) {
             matmulForward(out: a.gate, inp: a.xn, weight: w(TensorName.ffnGate(l)), N: N, C: C, OC: H)
             matmulForward(out: a.up, inp: a.xn, weight: w(TensorName.ffnUp(l)), N: N, C: C, OC: H)
         }
-        p.time(.norm) { swigluForward(out: a.hid, gate: a.gate, up: a.up, count: N * H) }
-        p.time(.gemm, flops: 2 * N * H * C) {
+        a.profile.time(.norm) { swigluForward(out: a.hid, gate: a.gate, up: a.up, count: N * H) }
+    }
+
+    /// x += hid · Wdownᵀ
+    public func ffnDown(_ l: Int, _ a: Activations) {
+        let N = a.B * a.T, C = config.dim, H = config.hiddenDim
+        a.profile.time(.gemm, flops: 2 * N * H * C) {
             matmulForward(out: a.proj, inp: a.hid, weight: w(TensorName.ffnDown(l)), N: N, C: H, OC: C)
         }
-        p.time(.norm) { residualAdd(x: a.x, y: a.proj, count: N * C) }
+        a.profile.time(.norm) { residualAdd(x: a.x, y: a.proj, count: N * C) }
     }
+
+    /// The fp32 values of a tensor this node holds (row-major, as loaded).
+    public func weight(_ name: String) -> [Float] {
+        let n = layout.sizes[name]!
+        return Array(UnsafeBufferPointer(start: w(name), count: n))
+    }
+
+    /// Replaces a held tensor's values (e.g. with its quantized-dequantized version during GPTQ).
+    public func setWeight(_ name: String, _ values: [Float]) {
+        guard let n = layout.sizes[name] else { preconditionFailure("\(name) is not held by this node") }
+        precondition(values.count == n, "\(name): \(values.count) values for \(n)")
+        values.withUnsafeBufferPointer { w(name).update(from: $0.baseAddress!, count: n) }
+    }
+
+    /// Whether this node holds `name`.
+    public func holds(_ name: String) -> Bool { layout.sizes[name] != nil }
 
     /// acts.x (B,T,C) -> logits (B, T - from, V) for positions from..<T of each sequence.
     public func head(_ a: Activations, from: Int = 0, into logits: UnsafeMutablePointer<Float>) {
