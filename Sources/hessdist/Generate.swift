@@ -25,9 +25,17 @@ struct Generate: ParsableCommand {
         let out = FileHandle.standardOutput
         out.write(Data(tok.decode(Array(ids.drop { $0 == tok.bosToken })).utf8))
         var pending: [UInt8] = []
+        let cache = lm.makeCache(B: 1, capacity: ids.count + n)
+        var logits = [Float](repeating: 0, count: src.config.vocabSize)
+        // The prompt goes through the cache one token at a time; its last step gives the first prediction.
+        for t in ids.dropLast() {
+            try logits.withUnsafeMutableBufferPointer { try lm.decodeStep(tokens: [t], cache: cache, into: $0.baseAddress!) }
+        }
+        var last = ids.last!
         for _ in 0..<n {
-            let logits = try lm.forward(tokens: ids, B: 1, T: ids.count, logitsFrom: ids.count - 1)
+            try logits.withUnsafeMutableBufferPointer { try lm.decodeStep(tokens: [last], cache: cache, into: $0.baseAddress!) }
             let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+            last = next
             if next == tok.eosToken { break }
             ids.append(next)
             // Print whole UTF-8 characters only: a token may end inside one.

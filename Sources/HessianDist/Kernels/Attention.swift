@@ -32,16 +32,17 @@ public struct RopeTable: Sendable {
 @inline(__always) private func Foundation_cos(_ x: Double) -> Double { Glibc.cos(x) }
 @inline(__always) private func Foundation_sin(_ x: Double) -> Double { Glibc.sin(x) }
 
-/// x (B,T,nh,hs) rotated in place at positions 0..<T; `interleaved` pairs (2i,2i+1), else (i, i+hs/2).
+/// x (B,T,nh,hs) rotated in place at positions offset..<offset+T; `interleaved` pairs (2i,2i+1), else (i, i+hs/2).
 public func ropeForward(x: UnsafeMutablePointer<Float>, table: RopeTable, B: Int, T: Int, nh: Int, hs: Int,
-                        interleaved: Bool) {
-    precondition(T <= table.T && hs / 2 == table.half)
+                        interleaved: Bool, positionOffset: Int = 0) {
+    precondition(positionOffset + T <= table.T && hs / 2 == table.half)
     let half = hs / 2
     table.cos.withUnsafeBufferPointer { cosT in
         table.sin.withUnsafeBufferPointer { sinT in
             for b in 0..<B {
                 for t in 0..<T {
-                    let cs = cosT.baseAddress! + t * half, sn = sinT.baseAddress! + t * half
+                    let p = positionOffset + t
+                    let cs = cosT.baseAddress! + p * half, sn = sinT.baseAddress! + p * half
                     for h in 0..<nh {
                         let v = x + ((b * T + t) * nh + h) * hs
                         for i in 0..<half {

@@ -4,8 +4,9 @@
 import Glibc
 #endif
 
+/// Σ a·b over n floats, vectorised.
 @inline(__always)
-func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
     var i = 0
     while i + 16 <= n {
