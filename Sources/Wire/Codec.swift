@@ -152,8 +152,10 @@ public struct ZstdCodec: PayloadCodec {
     }
 
     public func maxEncodedSize(_ layout: PayloadLayout) -> Int { ZSTD_compressBound(layout.rawSize) }
-    /// A zstd frame is at least a magic number and a frame header.
-    public func minEncodedSize(_ layout: PayloadLayout) -> Int { 6 }
+    /// A zstd frame is at least a magic number and a frame header (6 bytes), and every block
+    /// (at most 128 KiB of content, ZSTD_BLOCKSIZE_MAX) costs at least a 3-byte block header. This
+    /// bounds the allocation a small hostile frame can cause to about 43 000 x its size.
+    public func minEncodedSize(_ layout: PayloadLayout) -> Int { 6 + 3 * (layout.rawSize / (128 * 1024)) }
 }
 
 /// Symmetric n x n matrix -> its upper triangle, row by row (n(n+1)/2 elements), then `inner`.
@@ -169,6 +171,9 @@ public struct TriangleCodec: PayloadCodec {
     }
 
     public func encode(_ raw: UnsafeRawBufferPointer, layout: PayloadLayout) -> [UInt8] {
+        precondition(layout.shape.count == 2 && layout.shape[0] == layout.shape[1]
+                     && raw.count == layout.shape[0] * layout.shape[0] * layout.elementSize,
+                     "TriangleCodec.encode: expected a square n x n payload, got \(layout)")
         let n = layout.shape[0], es = layout.elementSize
         let p = packedLayout(layout)
         var packed = [UInt8](repeating: 0, count: p.rawSize)

@@ -173,6 +173,7 @@ public struct WireMessage: Sendable, Equatable {
     /// `WireError`. The largest allocation is `maxRawBytes` and only after the header checksum passed
     /// and the raw size matched the shape.
     public static func decode(_ bytes: UnsafeRawBufferPointer, maxRawBytes: Int = defaultMaxRawBytes) throws -> WireMessage {
+        let maxRawBytes = max(0, maxRawBytes)
         guard bytes.count >= headerSize else {
             throw WireError(.truncated, field: "header", expected: "\(headerSize) bytes", found: "\(bytes.count)")
         }

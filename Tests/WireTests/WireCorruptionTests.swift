@@ -158,3 +158,17 @@ import Testing
         }
     }
 }
+
+@Suite struct WireLimitTests {
+    @Test func capsAreEnforcedBeforeAllocating() throws {
+        let m = try WireMessage(kind: .vector, shape: [1000], floats: Array(repeating: 1, count: 1000), codec: .zstd())
+        let enc = m.encode()
+        #expect(try WireMessage.decode(enc, maxRawBytes: 4000).count == 1000)
+        #expect(throws: WireError.self) { try WireMessage.decode(enc, maxRawBytes: 3999) }
+        #expect(throws: WireError.self) { try WireMessage.decode(enc, maxRawBytes: -5) }
+        // A tiny zstd payload claiming 1 GiB: refused by the size check, nothing allocated.
+        let big = patched(patched(enc, at: 32, UInt64(1 << 28)), at: 64, UInt64(1 << 30))
+        let e = decodeError(big)
+        #expect(e?.reason == .sizeMismatch && e?.field == "encoded size", "\(String(describing: e))")
+    }
+}
