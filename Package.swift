@@ -42,7 +42,8 @@ let package = Package(
         // Shared helpers for tests: locating ../shared/data, running the Python cross-checks.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HessianDistTests", dependencies: ["HessianDist", "TestSupport"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
+        // Optimised like the numeric targets: the tests build and compress 1536x1536 Hessians.
+        .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"], swiftSettings: numericSettings),
         .testTarget(name: "NodeTests", dependencies: ["Node", "HessianDist", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Node", "TestSupport"]),
         // Runs the built `hessdist` binary as a user would (and, with the cluster milestone, under mpirun).

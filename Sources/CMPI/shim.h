@@ -12,3 +12,5 @@ static inline MPI_Op _Nonnull hd_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op _Nonnull hd_mpi_max(void) { return MPI_MAX; }
 static inline void * _Nonnull hd_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status * _Nullable hd_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Errhandler _Nonnull hd_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Datatype _Nonnull hd_mpi_int(void) { return MPI_INT; }

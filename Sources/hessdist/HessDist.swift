@@ -1,10 +1,29 @@
 // The command-line tool: parse, call, print. Only this target exits.
 import ArgumentParser
+import Foundation
+import Node
 
 @main
 struct HessDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hessdist",
         abstract: "Hessian-guided mixed-precision quantization of LLaMA-family models.",
-        subcommands: [Inspect.self, Eval.self, Generate.self, Bench.self])
+        subcommands: [Inspect.self, Eval.self, Generate.self, Bench.self, ClusterSelftest.self])
+
+    /// ArgumentParser's main plus MPI's lifecycle: MPI_Finalize once after a successful command;
+    /// on an error in a multi-rank job, MPI_Abort so every rank stops (instead of the others waiting
+    /// in a collective forever) and the job exits non-zero with a message naming the failed rank.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            MPIRuntime.shutdown()
+        } catch {
+            if let rt = MPIRuntime.active, rt.size > 1 {
+                MPIRuntime.abort(code: 1, message: "hessdist: rank \(rt.rank) of \(rt.size) failed: \(error)\nhessdist: aborting the MPI job")
+            }
+            MPIRuntime.shutdown()
+            exit(withError: error)
+        }
+    }
 }
