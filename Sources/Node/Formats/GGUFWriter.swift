@@ -366,6 +366,15 @@ extension GGUFValue {
     }
 }
 
+extension GGUFValue {
+    /// The value's bytes as written after its type id (for bitwise comparisons: NaN, -0).
+    var encodedPayload: [UInt8] {
+        var w = ByteWriter()
+        w.writeGGUFPayload(self)
+        return w.bytes
+    }
+}
+
 extension ByteWriter {
     /// u64 byte length + UTF-8 bytes.
     mutating func writeGGUFString(_ s: String) {
