@@ -146,8 +146,8 @@ public func ggufMetadata(for config: ModelConfig, tokenizer: Tokenizer?, name: S
 
 /// A llama2.c vocabulary as GGUF `llama` tokenizer metadata, as llama.cpp's convert-llama2c-to-ggml
 /// loads one: ids 0, 1, 2 are `<unk>` (unknown), `<s>`, `</s>` (control) — llama2.c stores the latter
-/// two as "\n<s>\n" and "\n</s>\n"; "<0xNN>" pieces are byte tokens; in all others the spaces llama2.c
-/// stores become SentencePiece's "▁" (U+2581). Scores are copied.
+/// two as "\n<s>\n" and "\n</s>\n"; empty pieces are control tokens; "<0xNN>" pieces are byte tokens;
+/// in all others the spaces llama2.c stores become SentencePiece's "▁" (U+2581). Scores are copied.
 func llamaVocabMetadata(_ t: Llama2cTokenizer) throws -> [(String, GGUFValue)] {
     var tokens: [GGUFValue] = [], scores: [GGUFValue] = [], types: [GGUFValue] = []
     tokens.reserveCapacity(t.vocabSize)
@@ -165,7 +165,9 @@ func llamaVocabMetadata(_ t: Llama2cTokenizer) throws -> [(String, GGUFValue)] {
                                       found: "\(piece.count) bytes that are not",
                                       hint: "GGUF token texts are UTF-8 strings")
             }
-            if Llama2cTokenizer.hexByte(piece) != nil {
+            if piece.isEmpty {
+                (text, type) = (s, .control)
+            } else if Llama2cTokenizer.hexByte(piece) != nil {
                 (text, type) = (s, .byte)
             } else {
                 (text, type) = (s.replacingSpaces(), .normal)
