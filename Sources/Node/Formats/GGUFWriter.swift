@@ -47,6 +47,16 @@ public struct GGUFWriterError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// Writes one GGUF file. Typical use (see also `writeGGUF`):
+///
+///     let w = try GGUFWriter(path: out)                  // creates out.partial-<pid>
+///     try w.addKeyValues(ggufMetadata(copying: src.metadata, fileType: 15))
+///     for t in plan { try w.addTensorInfo(name: t.name, shape: t.shape, type: t.type) }
+///     for t in plan { try w.writeTensorData(t.name, quantize(t)) }   // declared order, one at a time
+///     try w.finish()                                     // fsync + rename to `out`
+///
+/// Every call checks the state and its arguments; any error fails the writer for good and removes the
+/// partial file, as does dropping the writer before `finish()`. Not thread-safe: one writer, one caller.
 public final class GGUFWriter {
     /// Where the writer is. Calls move it forward only; any thrown error moves it to `.failed`.
     public enum State: String, Sendable {
