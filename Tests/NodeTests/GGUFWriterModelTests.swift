@@ -129,6 +129,7 @@ import HessianDist
 
         // gguf-py reads it: the same metadata and the same weights.
         let py = try GGUFPyDump(path)
+        defer { try? FileManager.default.removeItem(at: py.dir) }
         expectSameMetadata(py.kv, md, "gguf-py metadata")
         #expect(py.tensors.map(\.name) == ckpt.tensors.map(\.name))
         for (i, t) in ckpt.tensors.enumerated() {

@@ -202,6 +202,7 @@ func expectSameMetadata(_ got: [(String, GGUFValue)], _ want: [(String, GGUFValu
 
         // gguf-py: same metadata, offsets, and dequantized values bit for bit equal to dequantizeRow.
         let py = try GGUFPyDump(path)
+        defer { try? FileManager.default.removeItem(at: py.dir) }
         #expect(py.version == 3 && py.alignment == alignment && py.dataOffset == g.dataOffset)
         expectSameMetadata(py.kv, md, "gguf-py")
         #expect(py.tensors.map(\.name) == g.tensors.map(\.name))
