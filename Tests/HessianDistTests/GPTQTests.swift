@@ -51,8 +51,8 @@ import TestSupport
         let W = r.normals(rows * cols).map { $0 * 0.05 }
         let X = Self.correlatedInputs(N: N, cols: cols, seed: 7)
         let grid = try IntegerGroupGrid(bits: bits, groupSize: gs, columns: cols, symmetric: symmetric)
-        // blockSize 16 < group 32: exercises the lazy updates across blocks inside one group.
-        let res = try GPTQ(blockSize: 16, actOrder: actOrder, staticGroups: staticGroups)
+        // blockSize 40: blocks cut at group starts (32), 16-column sub-blocks, lazy updates across blocks.
+        let res = try GPTQ(blockSize: 40, actOrder: actOrder, staticGroups: staticGroups)
             .solve(W: W, rows: rows, cols: cols, H: Self.hessian(X, N: N, cols: cols), grid: grid)
         #expect(res.fallback == .none)
 

@@ -23,6 +23,8 @@ public struct GPTQ: Sendable {
 
     /// Damping increases (×10 each) tried after a failed Cholesky, before the diagonal floor.
     public static let maxDampingIncreases = 4
+    /// Columns per rank-1 sub-block inside a lazy block (a second level of the paper's lazy batching).
+    static let innerBlock = 16
 
     public init(blockSize: Int = 128, dampPercent: Double = 0.01, actOrder: Bool = false, staticGroups: Bool = true) {
         precondition(blockSize > 0 && dampPercent >= 0, "blockSize \(blockSize), dampPercent \(dampPercent)")
@@ -149,45 +151,59 @@ public struct GPTQ: Sendable {
         Hinv.withUnsafeBufferPointer { Hinv in
         Err.withUnsafeMutableBufferPointer { Err in
             let W = W.baseAddress!, Hinv = Hinv.baseAddress!, Err = Err.baseAddress!
+            // A block [start, end) may not end inside a group fitted in the sweep unless the group starts at `start`.
+            func blockEnd(_ start: Int, _ size: Int, _ limit: Int) -> Int {
+                let end = min(start + size, limit), lastGroupStart = (end - 1) / gs * gs
+                return !fitUpFront && lastGroupStart > start && lastGroupStart + gs > end ? lastGroupStart : end
+            }
             var i1 = 0
             while i1 < n {
-                var i2 = min(i1 + blockSize, n)
-                let lastGroupStart = (i2 - 1) / gs * gs
-                if !fitUpFront && lastGroupStart > i1 && lastGroupStart + gs > i2 { i2 = lastGroupStart }
-                let bs = i2 - i1
-                for i in i1..<i2 {
-                    // A group starts: fit its grid for every row from the current W[:, i..<i+gs].
-                    if !fitUpFront && i % gs == 0 {
-                        for r in 0..<rows {
-                            parameters.withUnsafeMutableBytes { pm in
-                                S.withUnsafeMutableBufferPointer { s in
-                                    O.withUnsafeMutableBufferPointer { o in
-                                        let at = r * n + i
-                                        imp.withOptionalPointer(offset: i) { im in
-                                            grid.fit(weights: W + at, importance: im,
-                                                     parameters: pm.baseAddress! + (r * nGroups + i / gs) * pb,
-                                                     scale: s.baseAddress! + at, offset: o.baseAddress! + at)
+                let i2 = blockEnd(i1, blockSize, n), bs = i2 - i1
+                // Inside a block, sub-blocks of `innerBlock` columns: rank-1 updates only within the sub-block,
+                // one small sgemm for the rest of the block (BLAS-2 work drops from rows·n·blockSize to rows·n·16).
+                var j1 = i1
+                while j1 < i2 {
+                    let j2 = blockEnd(j1, GPTQ.innerBlock, i2)
+                    for i in j1..<j2 {
+                        // A group starts: fit its grid for every row from the current W[:, i..<i+gs].
+                        if !fitUpFront && i % gs == 0 {
+                            for r in 0..<rows {
+                                parameters.withUnsafeMutableBytes { pm in
+                                    S.withUnsafeMutableBufferPointer { s in
+                                        O.withUnsafeMutableBufferPointer { o in
+                                            let at = r * n + i
+                                            imp.withOptionalPointer(offset: i) { im in
+                                                grid.fit(weights: W + at, importance: im,
+                                                         parameters: pm.baseAddress! + (r * nGroups + i / gs) * pb,
+                                                         scale: s.baseAddress! + at, offset: o.baseAddress! + at)
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
+                        // q = nearest code, Q = scale·q + offset, Err = (w − Q) / Hinv[i,i].
+                        let d = Hinv[i * n + i]
+                        for r in 0..<rows {
+                            let at = r * n + i, w = W[at]
+                            let q = grid.nearestCode(w, scale: S[at], offset: O[at])
+                            let value = S[at] * Float(q) + O[at]
+                            codesP[at] = q
+                            Qp[at] = value
+                            Err[r * bs + (i - i1)] = (w - value) / d
+                        }
+                        // Inside the sub-block: W[:, i+1..<j2] −= Err[:, i] · Hinv[i, i+1..<j2] (rank 1).
+                        if i + 1 < j2 {
+                            cblas_sger(CblasRowMajor, Int32(rows), Int32(j2 - i - 1), -1, Err + (i - i1), Int32(bs),
+                                       Hinv + i * n + i + 1, 1, W + i + 1, Int32(n))
+                        }
                     }
-                    // q = nearest code, Q = scale·q + offset, Err = (w − Q) / Hinv[i,i].
-                    let d = Hinv[i * n + i]
-                    for r in 0..<rows {
-                        let at = r * n + i, w = W[at]
-                        let q = grid.nearestCode(w, scale: S[at], offset: O[at])
-                        let value = S[at] * Float(q) + O[at]
-                        codesP[at] = q
-                        Qp[at] = value
-                        Err[r * bs + (i - i1)] = (w - value) / d
+                    // Rest of the block: W[:, j2..<i2] −= Err[:, j1..<j2] · Hinv[j1..<j2, j2..<i2].
+                    if j2 < i2 {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(i2 - j2), Int32(j2 - j1),
+                                    -1, Err + (j1 - i1), Int32(bs), Hinv + j1 * n + j2, Int32(n), 1, W + j2, Int32(n))
                     }
-                    // Inside the block: W[:, i+1..<i2] −= Err[:, i] · Hinv[i, i+1..<i2] (rank 1).
-                    if i + 1 < i2 {
-                        cblas_sger(CblasRowMajor, Int32(rows), Int32(i2 - i - 1), -1, Err + (i - i1), Int32(bs),
-                                   Hinv + i * n + i + 1, 1, W + i + 1, Int32(n))
-                    }
+                    j1 = j2
                 }
                 // Lazy batch update of the rest: W[:, i2:] −= Err · Hinv[i1..<i2, i2:].
                 if i2 < n {
