@@ -1,0 +1,129 @@
+// The quantize job end to end on one node: calibration (a text, or data-free samples from the model),
+// true-sequential GPTQ or RTN, export, and a JSON report. The CLI only parses options into `QuantizeJob`.
+import Foundation
+import HessianDist
+import Node
+
+public enum ExportFormat: String, Sendable, Codable, CaseIterable {
+    case gguf, gptq
+}
+
+public struct QuantizeJob: Sendable {
+    public var modelPath: String
+    public var tokenizerPath: String?
+    public var calibrationText: String?
+    public var nsamples = 128
+    public var seqlen = 512
+    public var seed: UInt64 = 0
+    public var format: ExportFormat = .gguf
+    public var ggmlType: GGMLType = .q4_0
+    public var embeddingType: GGMLType?
+    public var outputType: GGMLType?
+    public var bits = 4
+    public var groupSize = 128
+    public var symmetric = false
+    public var options = SequentialOptions()
+    public var outputPath: String
+    public init(modelPath: String, outputPath: String) {
+        self.modelPath = modelPath
+        self.outputPath = outputPath
+    }
+}
+
+public struct QuantizeReport: Sendable, Codable {
+    public var model: String
+    public var output: String
+    public var format: String
+    public var method: String
+    public var calibration: String
+    public var calibrationTokens: Int
+    public var parameters: Int
+    public var fileBytes: Int
+    /// File bytes × 8 / parameters: every byte of the output counts.
+    public var bitsPerWeight: Double
+    public var seconds: Double
+    public var modules: [ModuleReport]
+    public var types: [TypeChoice]
+}
+
+public enum QuantizeStage: Sendable {
+    case calibrating(done: Int, of: Int)
+    case quantizing(SequentialProgress)
+    case exporting
+}
+
+public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)? = nil) throws -> QuantizeReport {
+    let t0 = Date()
+    let source = try openModel(path: job.modelPath)
+    let tokenizer = try? openTokenizer(for: source, path: job.tokenizerPath)
+    var calibration: CalibrationSet? = nil
+    var calibrationDescription = "none (RTN)"
+    if job.options.method == .gptq {
+        if let text = job.calibrationText {
+            guard let data = FileManager.default.contents(atPath: text) else {
+                throw CalibrationError.invalid("--calib \(text): cannot read the file")
+            }
+            guard let tok = tokenizer else {
+                throw CalibrationError.invalid("--calib needs a tokenizer: the model has none embedded (pass --tokenizer)")
+            }
+            let ids = tok.encode(String(decoding: data, as: UTF8.self), addBOS: tok.addsBOS)
+            calibration = try CalibrationSet.windows(of: ids, count: job.nsamples, seqlen: job.seqlen, seed: job.seed)
+            calibrationDescription = "\(job.nsamples) windows of \(job.seqlen) tokens from \(text), seed \(job.seed)"
+        } else {
+            // Data-free: text sampled from the model itself, seeded.
+            let lm = try LlamaModel(source: source, contextLength: job.seqlen)
+            let samples = try sampleSequences(model: lm, count: job.nsamples, length: job.seqlen,
+                                              bos: tokenizer?.bosToken, seed: job.seed) { done in
+                progress?(.calibrating(done: done, of: job.seqlen))
+            }
+            calibration = CalibrationSet(samples: samples)
+            calibrationDescription = "data-free: \(job.nsamples) sequences of \(job.seqlen) tokens sampled from the model (top-k 50, seed \(job.seed))"
+        }
+    }
+    let c = source.config
+    let plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
+                        embedding: job.embeddingType, output: job.outputType)
+    let target: (String) -> StorageTarget
+    switch job.format {
+    case .gguf:
+        let types = plan.types
+        target = { .ggml(types[$0]!) }
+    case .gptq:
+        var grids: [String: IntegerGroupGrid] = [:]
+        for t in source.tensors where t.shape.count == 2 && t.name.hasPrefix("blk.") {
+            grids[t.name] = try IntegerGroupGrid(bits: job.bits, groupSize: job.groupSize, columns: t.shape[1],
+                                                 symmetric: job.symmetric)
+        }
+        target = { .integer(grids[$0]!) }
+    }
+    let quantizer = SequentialQuantizer(source: source, options: job.options, target: target)
+    let linears = try quantizer.run(calibration: calibration) { progress?(.quantizing($0)) }
+    progress?(.exporting)
+    switch job.format {
+    case .gguf:
+        try exportGGUF(path: job.outputPath, source: source, tokenizer: tokenizer, plan: plan, linears: linears,
+                       fileType: TypePlan.fileType(for: job.ggmlType))
+    case .gptq:
+        throw ExportError.mismatch("--format gptq export is not available in this build yet")
+    }
+    let size = try fileSize(job.outputPath)
+    return QuantizeReport(model: job.modelPath, output: job.outputPath, format: job.format.rawValue,
+                          method: job.options.method.rawValue, calibration: calibrationDescription,
+                          calibrationTokens: calibration?.tokenCount ?? 0, parameters: c.parameterCount,
+                          fileBytes: size, bitsPerWeight: Double(size * 8) / Double(c.parameterCount),
+                          seconds: Date().timeIntervalSince(t0), modules: linears.map(\.report),
+                          types: plan.choices)
+}
+
+/// Bytes of a file, or of every file under a directory.
+func fileSize(_ path: String) throws -> Int {
+    let fm = FileManager.default
+    var isDir: ObjCBool = false
+    guard fm.fileExists(atPath: path, isDirectory: &isDir) else { return 0 }
+    if !isDir.boolValue { return (try fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+    var total = 0
+    for f in try fm.subpathsOfDirectory(atPath: path) {
+        total += (try fm.attributesOfItem(atPath: path + "/" + f)[.size] as? Int) ?? 0
+    }
+    return total
+}

@@ -1,0 +1,274 @@
+// True-sequential GPTQ over a LLaMA model (the reference's `llama_sequential`): capture block 0's inputs
+// once; per block, for each sequential group [[q,k,v],[o],[gate,up],[down]]: run the block up to the
+// group's input over all calibration samples, accumulate H, solve every module of the group, write the
+// quantized weights back; then run the whole (quantized) block to get the next block's inputs.
+// Only one block's weights are dequantized at a time. Not the export: see `QuantizedModel`.
+import Foundation
+import HessianDist
+import Node
+
+public enum QuantMethod: String, Sendable, Codable, CaseIterable {
+    case gptq, rtn
+}
+
+/// How one linear tensor is stored.
+public enum StorageTarget: Sendable {
+    /// A ggml block type (GGUF export).
+    case ggml(GGMLType)
+    /// An integer group grid (GPTQ safetensors export).
+    case integer(IntegerGroupGrid)
+}
+
+/// Per module: what was chosen and how well it did.
+public struct ModuleReport: Sendable, Codable {
+    public var name: String
+    public var rows: Int
+    public var cols: Int
+    public var storage: String
+    public var method: String
+    /// tr(ΔW H ΔWᵀ) with the layer's mean Hessian; nil without calibration (RTN).
+    public var gptqError: Double?
+    public var rtnError: Double?
+    public var damping: Double?
+    public var fallback: String?
+    public var seconds: Double
+}
+
+/// A quantized linear tensor: codes on its grid and the grid's stored parameters, plus ggml bytes.
+public struct QuantizedLinear: Sendable {
+    public var name: String
+    public var rows: Int
+    public var cols: Int
+    public var target: StorageTarget
+    /// rows × cols codes, natural column order.
+    public var codes: [UInt8]
+    /// rows × groups × parameterBytes, natural group order.
+    public var parameters: [UInt8]
+    /// Act-order column permutation (GPTQ's g_idx follows from it), nil otherwise.
+    public var permutation: [Int]?
+    /// The ggml tensor bytes (for `.ggml` targets).
+    public var ggmlBytes: [UInt8]?
+    public var report: ModuleReport
+}
+
+public struct SequentialOptions: Sendable {
+    public var method: QuantMethod = .gptq
+    public var dampPercent: Double = 0.01
+    public var blockSize: Int = 128
+    public var actOrder: Bool = false
+    /// Calibration samples per forward micro-batch.
+    public var microBatch: Int = 4
+    public init() {}
+}
+
+public struct SequentialProgress: Sendable {
+    public var block: Int
+    public var blocks: Int
+    public var module: String
+    public var elapsed: Double
+    public var eta: Double
+}
+
+/// The linear layers of block `l`, grouped in the order true-sequential quantization visits them.
+public func sequentialGroups(_ l: Int) -> [[String]] {
+    [[TensorName.attnQ(l), TensorName.attnK(l), TensorName.attnV(l)], [TensorName.attnOutput(l)],
+     [TensorName.ffnGate(l), TensorName.ffnUp(l)], [TensorName.ffnDown(l)]]
+}
+
+public final class SequentialQuantizer {
+    public let source: WeightSource
+    public let options: SequentialOptions
+    /// The storage of each linear tensor of the blocks.
+    public let target: (String) -> StorageTarget
+
+    public init(source: WeightSource, options: SequentialOptions, target: @escaping (String) -> StorageTarget) {
+        self.source = source
+        self.options = options
+        self.target = target
+    }
+
+    /// Quantizes every block's linear layers; calibration may be nil only for RTN.
+    public func run(calibration: CalibrationSet?, progress: ((SequentialProgress) -> Void)? = nil) throws -> [QuantizedLinear] {
+        let c = source.config
+        let start = Date()
+        var out: [QuantizedLinear] = []
+        guard options.method == .rtn || calibration != nil else {
+            throw CalibrationError.invalid("GPTQ needs calibration samples (--calib, or data-free sampling)")
+        }
+        // Block 0's inputs for every sample: X (S, T, C).
+        var X: FloatBuffer? = nil
+        var embedder: LlamaModel? = nil
+        if options.method == .gptq, let cal = calibration {
+            embedder = try LlamaModel(source: source, layers: 0..<0, embedding: true, head: false, contextLength: cal.seqlen)
+            let x = FloatBuffer(count: cal.tokenCount * c.dim)
+            try forEachMicroBatch(cal, model: embedder!) { a, range in
+                try embedder!.embed(a, tokens: Array(cal.samples[range].joined()))
+                x.base.advanced(by: range.lowerBound * cal.seqlen * c.dim).update(from: a.x, count: range.count * cal.seqlen * c.dim)
+            }
+            X = x
+            embedder = nil
+        }
+        for l in 0..<c.nLayers {
+            let block = try LlamaModel(source: source, layers: l..<(l + 1), embedding: false, head: false,
+                                       contextLength: calibration?.seqlen ?? 16)
+            for (g, group) in sequentialGroups(l).enumerated() {
+                var H: LayerHessian? = nil
+                if let X, let cal = calibration {
+                    let cols = try source.info(group[0]).shape[1]
+                    let h = LayerHessian(columns: cols)
+                    try forEachMicroBatch(cal, model: block) { a, range in
+                        let n = range.count * cal.seqlen * c.dim
+                        a.x.update(from: X.base + range.lowerBound * cal.seqlen * c.dim, count: n)
+                        let input = Self.runUpTo(group: g, block: block, l: l, a: a)
+                        h.accumulate(input, rows: range.count * cal.seqlen)
+                    }
+                    H = h
+                }
+                for name in group {
+                    let t0 = Date()
+                    let q = try quantize(name: name, block: block, H: H)
+                    out.append(q.0)
+                    block.setWeight(name, q.1)
+                    out[out.count - 1].report.seconds = Date().timeIntervalSince(t0)
+                    let elapsed = Date().timeIntervalSince(start)
+                    let done = Double(l) + Double(g + 1) / 4
+                    progress?(SequentialProgress(block: l, blocks: c.nLayers, module: name, elapsed: elapsed,
+                                                 eta: elapsed / done * (Double(c.nLayers) - done)))
+                }
+            }
+            // The next block's inputs come from this block, now quantized.
+            if let X, let cal = calibration {
+                try forEachMicroBatch(cal, model: block) { a, range in
+                    let n = range.count * cal.seqlen * c.dim
+                    let at = X.base + range.lowerBound * cal.seqlen * c.dim
+                    a.x.update(from: at, count: n)
+                    block.block(l, a)
+                    at.update(from: a.x, count: n)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Runs block `l` on a.x up to the input of sequential group `g`; returns that input (rows, cols).
+    static func runUpTo(group g: Int, block: LlamaModel, l: Int, a: Activations) -> UnsafeMutablePointer<Float> {
+        block.attentionNorm(l, a)
+        if g == 0 { return a.xn }
+        block.attention(l, a)
+        if g == 1 { return a.atty }
+        block.attentionOutput(l, a)
+        block.ffnNorm(l, a)
+        if g == 2 { return a.xn }
+        block.ffnGateUp(l, a)
+        return a.hid
+    }
+
+    func forEachMicroBatch(_ cal: CalibrationSet, model: LlamaModel,
+                           _ body: (Activations, Range<Int>) throws -> Void) throws {
+        let S = cal.samples.count, mb = max(1, options.microBatch)
+        var acts: Activations? = nil
+        var s = 0
+        while s < S {
+            let B = min(mb, S - s)
+            if acts == nil || acts!.B != B { acts = Activations(config: model.config, B: B, T: cal.seqlen) }
+            try body(acts!, s..<(s + B))
+            s += B
+        }
+    }
+
+    /// Quantizes one tensor; returns it and the dequantized weights the model continues with.
+    func quantize(name: String, block: LlamaModel, H: LayerHessian?) throws -> (QuantizedLinear, [Float]) {
+        let info = try source.info(name)
+        let rows = info.shape[0], cols = info.shape[1]
+        let W = block.weight(name)
+        let t = target(name)
+        let grid: any QuantGrid
+        var storage: String
+        switch t {
+        case .ggml(let type):
+            grid = try GGMLGrid(type: type)
+            storage = type.description
+        case .integer(let g):
+            grid = g
+            storage = "int\(g.bits) g\(g.groupSize)\(g.symmetric ? " sym" : "")"
+        }
+        var report = ModuleReport(name: name, rows: rows, cols: cols, storage: storage, method: options.method.rawValue,
+                                  gptqError: nil, rtnError: nil, damping: nil, fallback: nil, seconds: 0)
+        if options.method == .gptq, let H {
+            let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder)
+            let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid)
+            report.gptqError = r.gptqError
+            report.rtnError = r.rtnError
+            report.damping = r.damping
+            report.fallback = "\(r.fallback)"
+            var q = QuantizedLinear(name: name, rows: rows, cols: cols, target: t, codes: r.codes,
+                                    parameters: r.parameters, permutation: r.permutation, ggmlBytes: nil, report: report)
+            if case .ggml(let type) = t { q.ggmlBytes = try packGGML(type: type, grid: grid as! GGMLGrid, q) }
+            return (q, r.Q)
+        }
+        // RTN: ggml types use llama.cpp's reference quantizer bit for bit; integer grids round on the grid.
+        switch t {
+        case .ggml(let type):
+            let bytes = try W.withUnsafeBufferPointer { try quantizeTensor(type, rows: rows, cols: cols, from: $0.baseAddress!) }
+            var deq = [Float](repeating: 0, count: rows * cols)
+            try bytes.withUnsafeBytes { raw in
+                try deq.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) }
+            }
+            let q = QuantizedLinear(name: name, rows: rows, cols: cols, target: t, codes: [], parameters: [],
+                                    permutation: nil, ggmlBytes: bytes, report: report)
+            return (q, deq)
+        case .integer:
+            let r = roundToNearest(W: W, rows: rows, cols: cols, grid: grid)
+            let q = QuantizedLinear(name: name, rows: rows, cols: cols, target: t, codes: r.codes,
+                                    parameters: r.parameters, permutation: nil, ggmlBytes: nil, report: report)
+            return (q, r.Q)
+        }
+    }
+
+    /// Packs codes and fitted block parameters into ggml blocks, row by row.
+    func packGGML(type: GGMLType, grid: GGMLGrid, _ q: QuantizedLinear) throws -> [UInt8] {
+        let bs = type.blockSize, groups = q.cols / bs, pb = grid.parameterBytes
+        var bytes = [UInt8](repeating: 0, count: q.rows * groups * type.typeSize)
+        q.parameters.withUnsafeBytes { params in
+            q.codes.withUnsafeBufferPointer { codes in
+                bytes.withUnsafeMutableBytes { out in
+                    for r in 0..<q.rows {
+                        for g in 0..<groups {
+                            grid.pack(parameters: params.baseAddress! + (r * groups + g) * pb,
+                                      codes: codes.baseAddress! + r * q.cols + g * bs,
+                                      into: out.baseAddress! + (r * groups + g) * type.typeSize)
+                        }
+                    }
+                }
+            }
+        }
+        return bytes
+    }
+}
+
+/// Plain rounding on a grid fitted from the weights themselves: codes, parameters and the dequantized values.
+public func roundToNearest(W: [Float], rows: Int, cols: Int, grid: any QuantGrid) -> (Q: [Float], codes: [UInt8], parameters: [UInt8]) {
+    let gs = grid.groupSize, groups = (cols + gs - 1) / gs, pb = grid.parameterBytes
+    var Q = [Float](repeating: 0, count: rows * cols)
+    var codes = [UInt8](repeating: 0, count: rows * cols)
+    var params = [UInt8](repeating: 0, count: rows * groups * pb)
+    var scale = [Float](repeating: 0, count: gs), offset = [Float](repeating: 0, count: gs)
+    W.withUnsafeBufferPointer { w in
+        params.withUnsafeMutableBytes { p in
+            for r in 0..<rows {
+                for g in 0..<groups {
+                    let c0 = g * gs
+                    grid.fit(weights: w.baseAddress! + r * cols + c0, importance: nil,
+                             parameters: p.baseAddress! + (r * groups + g) * pb, scale: &scale, offset: &offset)
+                    for j in 0..<min(gs, cols - c0) {
+                        let i = r * cols + c0 + j
+                        let q = grid.nearestCode(w[i], scale: scale[j], offset: offset[j])
+                        codes[i] = q
+                        Q[i] = scale[j] * Float(q) + offset[j]
+                    }
+                }
+            }
+        }
+    }
+    return (Q, codes, params)
+}

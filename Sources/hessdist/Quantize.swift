@@ -1,0 +1,99 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import HessianDist
+import Node
+
+extension GGMLType: @retroactive ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
+extension QuantMethod: ExpressibleByArgument {}
+extension ExportFormat: ExpressibleByArgument {}
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a model with true-sequential GPTQ (or RTN) and export GGUF or GPTQ safetensors.")
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Calibration text. Omitted: data-free calibration, text sampled from the model itself (seeded).")
+    var calib: String?
+    @Option(help: "Calibration samples.") var nsamples = 128
+    @Option(help: "Tokens per calibration sample.") var seqlen = 512
+    @Option(help: "Seed for calibration windows or sampling.") var seed: UInt64 = 0
+
+    @Option(help: "Output format: gguf (llama.cpp) or gptq (transformers / vLLM safetensors).")
+    var format: ExportFormat = .gguf
+    @Option(help: "GGUF type of the block linears: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K.")
+    var type: GGMLType = .q4_0
+    @Option(help: "GGUF type of token_embd (default: Q6_K when tied to the output, else --type; falls back per row length).")
+    var embeddingType: GGMLType?
+    @Option(help: "GGUF type of output.weight when untied (default Q6_K, falling back per row length).")
+    var outputType: GGMLType?
+    @Option(help: "GPTQ bits (2-8).") var bits = 4
+    @Option(help: "GPTQ group size (-1: one group per row).") var groupSize = 128
+    @Flag(help: "GPTQ symmetric grid.") var sym = false
+
+    @Option(help: "gptq (Hessian-compensated rounding) or rtn (round to nearest: llama.cpp's reference quantizers).")
+    var method: QuantMethod = .gptq
+    @Option(help: "GPTQ damping as a fraction of mean diag(H); 0.01 is the paper's default, raised automatically when H is singular.")
+    var damp = 0.01
+    @Flag(help: "GPTQ act-order (descending diag(H)), with static groups.") var actOrder = false
+
+    @Option(help: "Output path (GGUF file, or directory for gptq).") var out: String
+    @Option(help: "JSON report path (default: <out>.report.json).") var report: String?
+
+    func validate() throws {
+        guard nsamples >= 1 else { throw ValidationError("--nsamples \(nsamples): expected >= 1") }
+        guard seqlen >= 2 else { throw ValidationError("--seqlen \(seqlen): expected >= 2") }
+        guard damp > 0, damp < 1 else { throw ValidationError("--damp \(damp): expected a fraction in (0, 1)") }
+        guard type.isQuantizable || type == .f16 || type == .f32 else {
+            throw ValidationError("--type \(type): not a type we write")
+        }
+        if let c = calib, !FileManager.default.fileExists(atPath: c) { throw ValidationError("--calib \(c): no such file") }
+    }
+
+    func run() throws {
+        var job = QuantizeJob(modelPath: model.model, outputPath: out)
+        job.tokenizerPath = model.tokenizer
+        job.calibrationText = calib
+        job.nsamples = nsamples
+        job.seqlen = seqlen
+        job.seed = seed
+        job.format = format
+        job.ggmlType = type
+        job.embeddingType = embeddingType
+        job.outputType = outputType
+        job.bits = bits
+        job.groupSize = groupSize
+        job.symmetric = sym
+        job.options.method = method
+        job.options.dampPercent = damp
+        job.options.actOrder = actOrder
+        let line = ProgressLine()
+        let r = try runQuantize(job) { stage in
+            switch stage {
+            case .calibrating(let d, let n): line.show("sampling calibration text: token \(d)/\(n)")
+            case .quantizing(let p):
+                line.show("[block \(p.block + 1)/\(p.blocks)] \(p.module)  elapsed \(formatSeconds(p.elapsed))  ETA \(formatSeconds(p.eta))")
+            case .exporting: line.show("writing \(out)")
+            }
+        }
+        line.done()
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let reportPath = report ?? out + ".report.json"
+        try enc.encode(r).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+        var gptq = 0.0, rtn = 0.0
+        for m in r.modules { gptq += m.gptqError ?? 0; rtn += m.rtnError ?? 0 }
+        print("wrote \(r.output): \(r.fileBytes) bytes, \(String(format: "%.3f", r.bitsPerWeight)) bits/weight, \(String(format: "%.1f", r.seconds)) s")
+        if rtn > 0 {
+            print(String(format: "layer-wise error tr(ΔW H ΔWᵀ) summed over %d modules: GPTQ %.4g vs RTN %.4g (%.2fx lower)",
+                         r.modules.count, gptq, rtn, rtn / gptq))
+        }
+        for t in r.types where t.fallbackFrom != nil {
+            print("note: \(t.name) stored as \(t.type) instead of \(t.fallbackFrom!) (row length not a multiple of its block)")
+        }
+        print("report: \(reportPath)")
+    }
+}
