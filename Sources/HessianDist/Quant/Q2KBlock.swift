@@ -1,4 +1,4 @@
-// ggml `Q2_K`: 2-bit super-blocks of 256 with 4-bit sub-block scales and minimums. Reference dequantizer only.
+// ggml `Q2_K`: 2-bit super-blocks of 256 with 4-bit sub-block scales and minimums. Reference dequantizer and quantizer.
 
 /// `block_q2_K` (84 bytes, 2.625 bits/weight):
 /// - `scales: [16] u8` at 0; sub-block s (16 weights) has scale `scales[s] & 0xF` and min `scales[s] >> 4`;
@@ -34,6 +34,100 @@ public enum Q2KBlock: GGMLBlockFormat {
                     y += 16
                 }
             }
+        }
+    }
+}
+
+extension Q2KBlock: GGMLBlockQuantizer {
+    public static let maxCode = 3
+
+    /// `quantize_row_q2_K_ref`: per 16-weight sub-block an affine fit (`make_qkx2_quants`, weights |x|,
+    /// absolute error, 16 candidates from -0.5 in steps of 0.1); scales and mins quantized to 4 bits
+    /// against d = max_scale/15 and dmin = max_min/15 (f16); codes re-rounded on the stored grid as
+    /// round((x + dmin·m)/(d·sc)) clamped to 0...3, except in sub-blocks whose stored d·sc is 0, which
+    /// keep the fit's codes.
+    public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
+            let L = L.baseAddress!
+            fitScales(x, out, L)
+            let p = UnsafeRawPointer(out)
+            let d = p.loadF16(at: 80), dmin = p.loadF16(at: 82)
+            for j in 0..<16 {
+                let sc = p.loadU8(at: j)
+                let dj = d * Float(sc & 0x0F)
+                if dj == 0 { continue }
+                let dm = dmin * Float(sc >> 4)
+                for i in 16 * j..<16 * j + 16 { L[i] = UInt8(max(0, min(3, nearestInt((x[i] + dm) / dj)))) }
+            }
+            packCodes(L, into: out)
+        }
+    }
+
+    /// Writes scales, d and dmin (bytes 0-15, 80-83) into `out` and the fit's codes to `L`.
+    private static func fitScales(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 + 16 + 16) { buf in
+            let scales = buf.baseAddress!, mins = scales + 16, weights = scales + 32
+            var laux = (UInt64(0), UInt64(0))
+            var maxScale: Float = 0, maxMin: Float = 0
+            withUnsafeMutableBytes(of: &laux) { la in
+                let Laux = la.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                for j in 0..<16 {
+                    for l in 0..<16 { weights[l] = abs(x[16 * j + l]) }
+                    (scales[j], mins[j]) = makeQKX2Quants(n: 16, nmax: 3, x: x + 16 * j, weights: weights, L: L + 16 * j,
+                                                         Laux: Laux, rmin: -0.5, rdelta: 0.1, nstep: 15, useMAD: true)
+                    if scales[j] > maxScale { maxScale = scales[j] }
+                    if mins[j] > maxMin { maxMin = mins[j] }
+                }
+            }
+            let q4scale: Float = 15
+            if maxScale > 0 {
+                let iscale = q4scale / maxScale
+                for j in 0..<16 { out.storeU8(UInt8(truncatingIfNeeded: nearestInt(iscale * scales[j])), at: j) }
+                out.storeF16(maxScale / q4scale, at: 80)
+            } else {
+                for j in 0..<16 { out.storeU8(0, at: j) }
+                out.storeF16(0, at: 80)
+            }
+            if maxMin > 0 {
+                let iscale = q4scale / maxMin
+                for j in 0..<16 { out.orU8(UInt8(truncatingIfNeeded: nearestInt(iscale * mins[j]) << 4), at: j) }
+                out.storeF16(maxMin / q4scale, at: 82)
+            } else {
+                out.storeF16(0, at: 82)
+            }
+        }
+    }
+
+    /// Sub-block s (weights 16s..<16s+16): scale d·(sc & 15), offset −dmin·(sc >> 4) — the dequantizer's
+    /// own `dl·q − ml`.
+    public static func fit(block x: UnsafePointer<Float>, parameters: UnsafeMutableRawPointer,
+                           scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { fitScales(x, parameters, $0.baseAddress!) }
+        let p = UnsafeRawPointer(parameters)
+        let d = p.loadF16(at: 80), dmin = p.loadF16(at: 82)
+        for j in 0..<16 {
+            let sc = p.loadU8(at: j)
+            let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
+            for i in 16 * j..<16 * j + 16 { s[i] = dl; o[i] = -ml }
+        }
+    }
+
+    /// Two 128-weight halves; byte l of half n holds weights 128n + 32k + l in bit pair 2k.
+    public static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
+        packTwoBitCodes(codes, into: block + 16)
+    }
+}
+
+/// The 2-bit code layout shared by Q2_K and Q3_K's low bits: 64 bytes, byte 32n + l holds
+/// weight 128n + 32k + l in bits 2k, 2k+1.
+@inline(__always)
+func packTwoBitCodes(_ codes: UnsafePointer<UInt8>, into qs: UnsafeMutableRawPointer) {
+    for n in 0..<2 {
+        for l in 0..<32 {
+            let c = codes + 128 * n + l
+            qs.orU8(c[0] & 3 | (c[32] & 3) << 2 | (c[64] & 3) << 4 | (c[96] & 3) << 6, at: 32 * n + l)
         }
     }
 }

@@ -1,4 +1,4 @@
-// ggml `Q3_K`: 3-bit super-blocks of 256 with 6-bit signed sub-block scales. Reference dequantizer only.
+// ggml `Q3_K`: 3-bit super-blocks of 256 with 6-bit signed sub-block scales. Reference dequantizer and quantizer.
 
 /// `block_q3_K` (110 bytes, 3.4375 bits/weight):
 /// - `hmask: [32] u8` at 0; bit b of byte l is the high bit of weight `32b + l`, and a CLEAR bit
@@ -51,5 +51,76 @@ public enum Q3KBlock: GGMLBlockFormat {
                 m = m &<< 1
             }
         }
+    }
+}
+
+extension Q3KBlock: GGMLBlockQuantizer {
+    /// Codes 0...7 stand for q - 4 = -4...3 (hmask bit = code > 3, low bits = code & 3).
+    public static let maxCode = 7
+
+    /// `quantize_row_q3_K_ref`: per 16-weight sub-block `make_q3_quants` (x² weights, coordinate
+    /// descent); the sixteen signed scales quantized to 6 bits against d = max_scale / -32 (the scale of
+    /// largest magnitude, sign kept); codes re-rounded as round(x / (d·sc)) clamped to -4...3, except in
+    /// sub-blocks whose stored d·sc is 0, which keep the search's codes.
+    public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { L in
+            let L = L.baseAddress!
+            fitScales(x, out, L)
+            let p = UnsafeRawPointer(out)
+            let d = p.loadF16(at: 108)
+            for j in 0..<16 {
+                let dj = d * Float(scale(j, p + 96))
+                if dj == 0 { continue }
+                for i in 16 * j..<16 * j + 16 { L[i] = Int8(max(-4, min(3, nearestInt(x[i] / dj))) + 4) }
+            }
+            L.withMemoryRebound(to: UInt8.self, capacity: 256) { packCodes($0, into: out) }
+        }
+    }
+
+    /// Writes the packed scales (bytes 96-107) and d (108) into `out`, the search's codes to `L`.
+    private static func fitScales(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<Int8>) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { buf in
+            let scales = buf.baseAddress!
+            var maxScale: Float = 0, amax: Float = 0
+            for j in 0..<16 {
+                scales[j] = makeQ3Quants(n: 16, nmax: 4, x: x + 16 * j, L: L + 16 * j)
+                let a = abs(scales[j])
+                if a > amax { amax = a; maxScale = scales[j] }
+            }
+            for b in 96..<108 { out.storeU8(0, at: b) }
+            if maxScale != 0 {
+                let iscale = -32 / maxScale
+                for j in 0..<16 {
+                    let l8 = Int8(truncatingIfNeeded: nearestInt(iscale * scales[j]))
+                    let l = UInt8(max(-32, min(31, Int32(l8))) + 32)
+                    if j < 8 { out.storeU8(l & 0x0F, at: 96 + j) } else { out.orU8((l & 0x0F) << 4, at: 96 + j - 8) }
+                    out.orU8((l >> 4) << UInt8(2 * (j / 4)), at: 96 + 8 + j % 4)
+                }
+                out.storeF16(1 / iscale, at: 108)
+            } else {
+                out.storeF16(0, at: 108)
+            }
+        }
+    }
+
+    /// Sub-block s: scale d·(sc_s − 32), offset −4·scale; `scale·q + offset` equals the dequantizer's
+    /// `dl·(q − 4)` exactly (all products below 2^24), zero coming out +0.
+    public static func fit(block x: UnsafePointer<Float>, parameters: UnsafeMutableRawPointer,
+                           scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { fitScales(x, parameters, $0.baseAddress!) }
+        let p = UnsafeRawPointer(parameters)
+        let d = p.loadF16(at: 108)
+        for j in 0..<16 {
+            let dl = d * Float(scale(j, p + 96))
+            for i in 16 * j..<16 * j + 16 { s[i] = dl; o[i] = -4 * dl }
+        }
+    }
+
+    /// hmask bit (i / 32) of byte i % 32 set for codes above 3; the low two bits laid out as Q2_K's.
+    public static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
+        for i in 0..<256 where codes[i] > 3 { block.orU8(1 << UInt8(i / 32), at: i % 32) }
+        packTwoBitCodes(codes, into: block + 32)
     }
 }

@@ -1,4 +1,4 @@
-// ggml `Q4_K`: 4-bit super-blocks of 256 with 6-bit sub-block scales and minimums. Reference dequantizer only.
+// ggml `Q4_K`: 4-bit super-blocks of 256 with 6-bit sub-block scales and minimums. Reference dequantizer and quantizer.
 
 /// `block_q4_K` (144 bytes, 4.5 bits/weight):
 /// - `d: f16` at 0 (super-scale of the scales); `dmin: f16` at 2 (super-scale of the mins);
@@ -42,5 +42,104 @@ public enum Q4KBlock: GGMLBlockFormat {
             q += 32
             y += 64
         }
+    }
+}
+
+extension Q4KBlock: GGMLBlockQuantizer {
+    public static let maxCode = 15
+
+    /// `quantize_row_q4_K_ref`; see `fitScaleMinK` for the scale search and re-rounding.
+    public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
+            fitScaleMinK(x, out, L.baseAddress!, nmax: 15, rmin: -1, nstep: 20, refine: true)
+            packCodes(L.baseAddress!, into: out)
+        }
+    }
+
+    /// Sub-block j (32 weights): scale d·sc_j, offset −dmin·m_j — the dequantizer's own `d1·q − min1`.
+    public static func fit(block x: UnsafePointer<Float>, parameters: UnsafeMutableRawPointer,
+                           scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) {
+            fitScaleMinK(x, parameters, $0.baseAddress!, nmax: 15, rmin: -1, nstep: 20, refine: false)
+        }
+        scaleMinKGrid(UnsafeRawPointer(parameters), s, o)
+    }
+
+    /// Chunk c: byte l of `qs` (at 16 + 32c) holds weight 64c + l (low nibble) and 64c + 32 + l (high).
+    public static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
+        for c in 0..<4 {
+            for l in 0..<32 {
+                block.orU8(codes[64 * c + l] & 0x0F | (codes[64 * c + 32 + l] & 0x0F) << 4, at: 16 + 32 * c + l)
+            }
+        }
+    }
+}
+
+/// The scale search shared by Q4_K and Q5_K (`quantize_row_q{4,5}_K_ref` up to the code packing): per
+/// 32-weight sub-block an affine fit (`make_qkx2_quants`, weights sqrt(mean x²) + |x|, squared error,
+/// nstep+1 candidates from rmin in steps of 0.1); scales and mins quantized to 6 bits against
+/// d = max_scale/63 and dmin = max_min/63 (f16) and packed as `get_scale_min_k4` reads them. Writes
+/// d, dmin and scales (bytes 0-15) into `out` and the fit's codes into `L`; with `refine`, re-rounds
+/// the codes on the stored grid as round((x + dmin·m)/(d·sc)) clamped to 0...nmax, except in
+/// sub-blocks whose stored d·sc is 0 (those keep the fit's codes).
+func fitScaleMinK(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>,
+                  nmax: Int32, rmin: Float, nstep: Int, refine: Bool) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 + 8 + 32) { buf in
+        let scales = buf.baseAddress!, mins = scales + 8, weights = scales + 16
+        var laux = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var maxScale: Float = 0, maxMin: Float = 0
+        withUnsafeMutableBytes(of: &laux) { la in
+            let Laux = la.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            for j in 0..<8 {
+                let xs = x + 32 * j
+                var sumX2: Float = 0
+                for l in 0..<32 { sumX2 += xs[l] * xs[l] }
+                let avX = (sumX2 / 32).squareRoot()
+                for l in 0..<32 { weights[l] = avX + abs(xs[l]) }
+                (scales[j], mins[j]) = makeQKX2Quants(n: 32, nmax: nmax, x: xs, weights: weights, L: L + 32 * j,
+                                                     Laux: Laux, rmin: rmin, rdelta: 0.1, nstep: nstep, useMAD: false)
+                if scales[j] > maxScale { maxScale = scales[j] }
+                if mins[j] > maxMin { maxMin = mins[j] }
+            }
+        }
+        let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
+        let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
+        let q = out + 4
+        for j in 0..<8 {
+            let ls = min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j])))
+            let lm = min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j])))
+            if j < 4 {
+                q.storeU8(ls, at: j)
+                q.storeU8(lm, at: j + 4)
+            } else {
+                q.storeU8(ls & 0x0F | (lm & 0x0F) << 4, at: j + 4)
+                q.orU8((ls >> 4) << 6, at: j - 4)
+                q.orU8((lm >> 4) << 6, at: j)
+            }
+        }
+        out.storeF16(maxScale / 63, at: 0)
+        out.storeF16(maxMin / 63, at: 2)
+        guard refine else { return }
+        let p = UnsafeRawPointer(out)
+        let d = p.loadF16(at: 0), dmin = p.loadF16(at: 2)
+        for j in 0..<8 {
+            let (sc, m) = Q4KBlock.scaleMin(j, p + 4)
+            let dj = d * Float(sc)
+            if dj == 0 { continue }
+            let dm = dmin * Float(m)
+            for i in 32 * j..<32 * j + 32 { L[i] = UInt8(max(0, min(nmax, nearestInt((x[i] + dm) / dj)))) }
+        }
+    }
+}
+
+/// Per-weight scale d·sc_j and offset −dmin·m_j of a Q4_K/Q5_K block's eight 32-weight sub-blocks.
+func scaleMinKGrid(_ p: UnsafeRawPointer, _ s: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
+    let d = p.loadF16(at: 0), dmin = p.loadF16(at: 2)
+    for j in 0..<8 {
+        let (sc, m) = Q4KBlock.scaleMin(j, p + 4)
+        let dl = d * Float(sc), ml = dmin * Float(m)
+        for i in 32 * j..<32 * j + 32 { s[i] = dl; o[i] = -ml }
     }
 }

@@ -1,4 +1,4 @@
-// ggml `Q5_K`: 5-bit super-blocks of 256 with 6-bit sub-block scales and minimums. Reference dequantizer only.
+// ggml `Q5_K`: 5-bit super-blocks of 256 with 6-bit sub-block scales and minimums. Reference dequantizer and quantizer.
 
 /// `block_q5_K` (176 bytes, 5.5 bits/weight):
 /// - `d: f16` at 0; `dmin: f16` at 2; `scales: [12] u8` at 4, packed as in Q4_K (`Q4KBlock.scaleMin`);
@@ -37,6 +37,41 @@ public enum Q5KBlock: GGMLBlockFormat {
             y += 64
             u1 = u1 &<< 2
             u2 = u2 &<< 2
+        }
+    }
+}
+
+extension Q5KBlock: GGMLBlockQuantizer {
+    public static let maxCode = 31
+
+    /// `quantize_row_q5_K_ref`: Q4_K's search (`fitScaleMinK`) with nmax 31, 16 candidates from -0.5.
+    public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
+            fitScaleMinK(x, out, L.baseAddress!, nmax: 31, rmin: -0.5, nstep: 15, refine: true)
+            packCodes(L.baseAddress!, into: out)
+        }
+    }
+
+    /// Sub-block j (32 weights): scale d·sc_j, offset −dmin·m_j — the dequantizer's own `d1·q − min1`.
+    public static func fit(block x: UnsafePointer<Float>, parameters: UnsafeMutableRawPointer,
+                           scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) {
+            fitScaleMinK(x, parameters, $0.baseAddress!, nmax: 31, rmin: -0.5, nstep: 15, refine: false)
+        }
+        scaleMinKGrid(UnsafeRawPointer(parameters), s, o)
+    }
+
+    /// Low nibbles as Q4_K's `qs` (at 48); the fifth bit of weight 64c + l is bit 2c of `qh[l]`, of
+    /// weight 64c + 32 + l bit 2c + 1.
+    public static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
+        for c in 0..<4 {
+            for l in 0..<32 {
+                let q1 = codes[64 * c + l], q2 = codes[64 * c + 32 + l]
+                block.orU8(q1 & 0x0F | (q2 & 0x0F) << 4, at: 48 + 32 * c + l)
+                block.orU8(((q1 >> 4) & 1) << UInt8(2 * c) | ((q2 >> 4) & 1) << UInt8(2 * c + 1), at: 16 + l)
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-// ggml `Q6_K`: 6-bit super-blocks of 256 with signed 8-bit sub-block scales. Reference dequantizer only.
+// ggml `Q6_K`: 6-bit super-blocks of 256 with signed 8-bit sub-block scales. Reference dequantizer and quantizer.
 
 /// `block_q6_K` (210 bytes, 6.5625 bits/weight):
 /// - `ql: [128] u8` at 0, low 4 bits; `qh: [64] u8` at 128, high 2 bits; in 128-weight half n
@@ -37,6 +37,80 @@ public enum Q6KBlock: GGMLBlockFormat {
             ql += 64
             qh += 32
             sc += 8
+        }
+    }
+}
+
+extension Q6KBlock: GGMLBlockQuantizer {
+    /// Codes 0...63 stand for q - 32 = -32...31.
+    public static let maxCode = 63
+
+    /// `quantize_row_q6_K_ref`: per 16-weight sub-block `make_qx_quants` (x² weights, 19 candidates);
+    /// the sixteen signed scales quantized to int8 against d = max_scale / -128 (largest magnitude, sign
+    /// kept; a block below 1e-15 is all zeros); codes re-rounded as round(x / (d·sc)) clamped to
+    /// -32...31, except in sub-blocks whose stored d·sc is 0, which keep the search's codes.
+    public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
+            let L = L.baseAddress!
+            guard fitScales(x, out, L) else { return }
+            let p = UnsafeRawPointer(out)
+            let d = p.loadF16(at: 208)
+            for j in 0..<16 {
+                let dj = d * Float(p.loadI8(at: 192 + j))
+                if dj == 0 { continue }
+                for i in 16 * j..<16 * j + 16 { L[i] = UInt8(max(-32, min(31, nearestInt(x[i] / dj))) + 32) }
+            }
+            packCodes(L, into: out)
+        }
+    }
+
+    /// Writes scales (192-207) and d (208) into `out`, the search's codes to `L`; false (block left
+    /// zero) when every sub-block scale is below `groupMaxEps`.
+    private static func fitScales(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>) -> Bool {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { buf in
+            let scales = buf.baseAddress!
+            var maxScale: Float = 0, maxAbs: Float = 0
+            for j in 0..<16 {
+                scales[j] = makeQXQuants(n: 16, nmax: 32, x: x + 16 * j, L: L + 16 * j)
+                let a = abs(scales[j])
+                if a > maxAbs { maxAbs = a; maxScale = scales[j] }
+            }
+            guard maxAbs >= groupMaxEps else { return false }
+            let iscale = -128 / maxScale
+            out.storeF16(1 / iscale, at: 208)
+            for j in 0..<16 { out.storeU8(UInt8(truncatingIfNeeded: min(127, nearestInt(iscale * scales[j]))), at: 192 + j) }
+            return true
+        }
+    }
+
+    /// Sub-block s (16 weights): scale d·sc_s, offset −32·scale; `scale·q + offset` equals the
+    /// dequantizer's `(d·sc)·(q − 32)` exactly (d·sc has at most 18 significant bits, times q ≤ 63
+    /// at most 24), zero coming out +0.
+    public static func fit(block x: UnsafePointer<Float>, parameters: UnsafeMutableRawPointer,
+                           scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        _ = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { fitScales(x, parameters, $0.baseAddress!) }
+        let p = UnsafeRawPointer(parameters)
+        let d = p.loadF16(at: 208)
+        for j in 0..<16 {
+            let dl = d * Float(p.loadI8(at: 192 + j))
+            for i in 16 * j..<16 * j + 16 { s[i] = dl; o[i] = -32 * dl }
+        }
+    }
+
+    /// In half n: `ql[64n + l]` = weight 128n + l (low nibble) | weight 128n + 64 + l (high);
+    /// `ql[64n + 32 + l]` = weights 128n + 32 + l | 128n + 96 + l; `qh[32n + l]` the four top bit pairs.
+    public static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
+        for n in 0..<2 {
+            for l in 0..<32 {
+                let c = codes + 128 * n + l
+                let q1 = c[0], q2 = c[32], q3 = c[64], q4 = c[96]
+                block.orU8(q1 & 0x0F | (q3 & 0x0F) << 4, at: 64 * n + l)
+                block.orU8(q2 & 0x0F | (q4 & 0x0F) << 4, at: 64 * n + 32 + l)
+                block.orU8((q1 >> 4) & 3 | ((q2 >> 4) & 3) << 2 | ((q3 >> 4) & 3) << 4 | ((q4 >> 4) & 3) << 6,
+                           at: 128 + 32 * n + l)
+            }
         }
     }
 }

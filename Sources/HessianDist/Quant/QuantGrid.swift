@@ -8,6 +8,14 @@
 ///
 /// Every ggml type fits this form: Q4_0 is `d·(q−8)` (offset −8d), Q4_1 `d·q + m`, Q8_0 `d·(q−128)`,
 /// the K-quants `d·sc_j·q − dmin·m_j` with per-sub-block scale and offset inside one super-block.
+///
+/// Exactness: the value of code q is `scale * Float(q) + offset`, two IEEE roundings (no FMA). For the
+/// ggml grids (`GGMLGrid`) this equals the dequantizer's float bit for bit: where ggml computes
+/// `q·d + m` or `dl·q − ml` the expression is the same, and where it computes `(q − z)·d` (Q4_0, Q5_0,
+/// Q8_0, Q3_K, Q6_K) every product of the f16-derived scale by an integer code fits in 24 bits, so
+/// `d·q`, `z·d` and their difference are exact. Two exceptions: a zero comes out +0 where `(q − z)·d`
+/// gives −0 for a negative d, and a scale that overflowed f16 to inf gives NaN (inf − inf) where ggml
+/// gives ±inf. The contract is unchanged from the first version; only this note is new.
 public protocol QuantGrid: Sendable {
     /// Consecutive input columns fitted together (32 for Q4_0, 256 for K-quants, the GPTQ group size,
     /// or the whole row).

@@ -1,0 +1,43 @@
+// The GPTQ grid of a ggml type: fit a block's scales the way the reference quantizer does, let the
+// solver pick codes, pack them into the block. Not the quantizers (`quantizeRow`) nor the solver.
+
+/// The `QuantGrid` of a quantized ggml type: one group is one ggml block (32 weights, or 256 for the
+/// K-quants). `fit` computes the block's f16 scales (and mins, 6-bit sub-block scales, ...) exactly as
+/// `quantize_row_*_ref` does from the given weights and writes the block bytes with a zero code region
+/// to `parameters`; `pack` then ORs the solver's codes in. Codes are the grid's `0...maxCode`; the
+/// dequantized weight is `scale[i] * Float(q) + offset[i]` evaluated as two roundings (no FMA), equal as
+/// a Float to what `dequantizeRow` gives for the packed block (see `QuantGrid` for the one sign-of-zero
+/// exception and the finite-scale condition).
+///
+/// `importance` is ignored: the reference quantizers take no importance matrix.
+public struct GGMLGrid: QuantGrid {
+    public let type: GGMLType
+    public let groupSize: Int
+    public let maxCode: Int
+    public let parameterBytes: Int
+
+    /// Throws `QuantFormatError` for types without a reference quantizer (F32, F16, BF16, Q8_1, Q8_K).
+    public init(type: GGMLType) throws {
+        guard let q = type.blockQuantizer else {
+            throw QuantFormatError(type: type, field: "type", expected: "a quantized ggml type (Q4_0..Q8_0, Q2_K..Q6_K)",
+                                   found: "\(type)", hint: "GPTQ needs a grid of codes; plain floats and Q8_1/Q8_K have none")
+        }
+        self.type = type
+        groupSize = q.blockSize
+        maxCode = q.maxCode
+        parameterBytes = q.byteSize
+    }
+
+    public func fit(weights w: UnsafePointer<Float>, importance: UnsafePointer<Float>?,
+                    parameters: UnsafeMutableRawPointer,
+                    scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        type.blockQuantizer!.fit(block: w, parameters: parameters, scale: scale, offset: offset)
+    }
+
+    /// Writes one block (`parameterBytes` bytes at `block`): the fitted `parameters` with the codes
+    /// (`groupSize` values in `0...maxCode`) packed into its code region.
+    public func pack(parameters: UnsafeRawPointer, codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
+        block.copyMemory(from: parameters, byteCount: parameterBytes)
+        type.blockQuantizer!.packCodes(codes, into: block)
+    }
+}

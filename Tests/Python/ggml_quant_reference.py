@@ -1,0 +1,424 @@
+"""A NumPy port of llama.cpp's reference quantizers (ggml-quants.c `quantize_row_*_ref`), written for
+the test suite: every float operation is one IEEE single rounding in the C source's order (NumPy float32
+scalars and element-wise float32 arrays; sums are sequential `cumsum`s starting from 0, as the C loops
+accumulate). No fused multiply-add: ggml-base is built for x86-64 without FMA.
+
+gguf-py (0.17) implements only Q4_0..Q8_0, and emulates FMA for Q4_0/Q5_0 (its FIXME); the K-quants
+(Q2_K..Q6_K) have no Python quantizer at all, hence this file. Not a fast quantizer: one block at a time.
+"""
+import numpy as np
+
+f32 = np.float32
+GROUP_MAX_EPS = f32(1e-15)
+
+
+def seqsum(a, from_first: bool = False) -> np.float32:
+    """`float s = 0; for (...) s += a[i];` — a sequential float32 sum from +0 (or, `from_first`, the C
+    idiom `float s = a[0]; for (i = 1; ...) s += a[i];`, which differs only in the sign of a zero)."""
+    a = np.asarray(a, dtype=f32)
+    return np.cumsum(a if from_first else np.concatenate([np.zeros(1, f32), a]), dtype=f32)[-1]
+
+
+def nearest_int(v):
+    """ggml's nearest_int: add 1.5*2^23, read the mantissa (round half to even)."""
+    a = np.atleast_1d(np.asarray(v, dtype=f32)) + f32(12582912.0)
+    r = (a.view(np.int32) & 0x007FFFFF) - 0x00400000
+    return r if np.ndim(v) else int(r[0])
+
+
+def f16_bits(v) -> int:
+    return int(np.array([v], dtype=f32).astype(np.float16).view(np.uint16)[0])
+
+
+def f16_value(v) -> np.float32:
+    return f32(np.array([v], dtype=f32).astype(np.float16)[0])
+
+
+def c_trunc_i32(v: np.ndarray) -> np.ndarray:
+    """(int)v as cvttss2si: toward zero; NaN / out of range give INT_MIN."""
+    v = np.asarray(v, dtype=f32)
+    ok = np.isfinite(v) & (v > f32(-2147483904.0)) & (v < f32(2147483648.0))
+    out = np.full(v.shape, -(1 << 31), dtype=np.int64)
+    out[ok] = np.trunc(v[ok]).astype(np.int64)
+    return out
+
+
+def as_i8(v: np.ndarray) -> np.ndarray:
+    return ((np.asarray(v, dtype=np.int64) + 128) % 256) - 128
+
+
+def first_absmax(x: np.ndarray) -> np.float32:
+    """`if (amax < fabsf(v)) { amax = fabsf(v); max = v; }` from amax = max = 0."""
+    amax, mx = f32(0), f32(0)
+    for v in x:
+        if amax < abs(v):
+            amax, mx = abs(v), v
+    return mx
+
+
+# ---------------------------------------------------------------- 32-weight blocks
+
+def q4_0(x: np.ndarray) -> bytes:
+    mx = first_absmax(x)
+    d = mx / f32(-8)
+    idv = f32(1) / d if d != 0 else f32(0)
+    q = np.minimum(15, as_i8(c_trunc_i32(x * idv + f32(8.5)))) & 0xFF
+    return np.uint16(f16_bits(d)).tobytes() + bytes((q[:16] | (q[16:] << 4)).astype(np.uint8))
+
+
+def _min_max(x):
+    lo, hi = f32(np.finfo(f32).max), f32(-np.finfo(f32).max)
+    for v in x:
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    return lo, hi
+
+
+def q4_1(x: np.ndarray) -> bytes:
+    lo, hi = _min_max(x)
+    d = (hi - lo) / f32(15)
+    idv = f32(1) / d if d != 0 else f32(0)
+    q = np.minimum(15, as_i8(c_trunc_i32((x - lo) * idv + f32(0.5)))) & 0xFF
+    return (np.uint16(f16_bits(d)).tobytes() + np.uint16(f16_bits(lo)).tobytes()
+            + bytes((q[:16] | (q[16:] << 4)).astype(np.uint8)))
+
+
+def _qh(q: np.ndarray) -> bytes:
+    qh = 0
+    for j in range(32):
+        qh |= ((int(q[j]) >> 4) & 1) << j
+    return np.uint32(qh).tobytes()
+
+
+def q5_0(x: np.ndarray) -> bytes:
+    mx = first_absmax(x)
+    d = mx / f32(-16)
+    idv = f32(1) / d if d != 0 else f32(0)
+    q = np.minimum(31, as_i8(c_trunc_i32(x * idv + f32(16.5)))) & 0xFF
+    return np.uint16(f16_bits(d)).tobytes() + _qh(q) + bytes(((q[:16] & 15) | ((q[16:] & 15) << 4)).astype(np.uint8))
+
+
+def q5_1(x: np.ndarray) -> bytes:
+    lo, hi = _min_max(x)
+    d = (hi - lo) / f32(31)
+    idv = f32(1) / d if d != 0 else f32(0)
+    q = c_trunc_i32((x - lo) * idv + f32(0.5)) & 0xFF
+    return (np.uint16(f16_bits(d)).tobytes() + np.uint16(f16_bits(lo)).tobytes() + _qh(q)
+            + bytes(((q[:16] & 15) | ((q[16:] & 15) << 4)).astype(np.uint8)))
+
+
+def q8_0(x: np.ndarray) -> bytes:
+    amax = f32(0)
+    for v in x:
+        amax = amax if amax > abs(v) else abs(v)
+    d = amax / f32(127)
+    idv = f32(1) / d if d != 0 else f32(0)
+    t = x * idv
+    a = np.abs(t)
+    fl = np.floor(a)
+    r = np.sign(t) * (fl + (a - fl >= f32(0.5)))  # roundf: half away from zero (a - fl is exact)
+    q = c_trunc_i32(r.astype(f32)) & 0xFF
+    return np.uint16(f16_bits(d)).tobytes() + bytes(q.astype(np.uint8))
+
+
+# ---------------------------------------------------------------- K-quant helpers
+
+def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
+    """Returns (scale, the_min, L): the affine fit x ~ scale*L - the_min with L in 0..nmax."""
+    n = len(x)
+    mn, mx = f32(x.min()), f32(x.max())
+    sum_w = seqsum(w, from_first=True)
+    sum_x = seqsum(w * x, from_first=True)
+    if mn > 0:
+        mn = f32(0)
+    if mx == mn:
+        return f32(0), -mn, np.zeros(n, np.int64)
+    iscale = f32(nmax) / (mx - mn)
+    scale = f32(1) / iscale
+    L = np.clip(nearest_int(iscale * (x - mn)), 0, nmax)
+    diff = scale * L.astype(f32) + mn - x
+    diff = np.abs(diff) if use_mad else diff * diff
+    best_error = seqsum(w * diff)
+    if nstep < 1:
+        return scale, -mn, L
+    for is_ in range(nstep + 1):
+        iscale = (f32(rmin) + f32(rdelta) * f32(is_) + f32(nmax)) / (mx - mn)
+        laux = np.clip(nearest_int(iscale * (x - mn)), 0, nmax)
+        lf = laux.astype(f32)
+        sum_l = seqsum(w * lf)
+        sum_l2 = seqsum(w * lf * lf)
+        sum_xl = seqsum(w * lf * x)
+        D = sum_w * sum_l2 - sum_l * sum_l
+        if D > 0:
+            this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
+            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D
+            if this_min > 0:
+                this_min = f32(0)
+                this_scale = sum_xl / sum_l2
+            diff = this_scale * lf + this_min - x
+            diff = np.abs(diff) if use_mad else diff * diff
+            cur_error = seqsum(w * diff)
+            if cur_error < best_error:
+                L, best_error, scale, mn = laux, cur_error, this_scale, this_min
+    return scale, -mn, L
+
+
+def make_qx_quants_rmse1(x, nmax):
+    """make_qx_quants(n, nmax, x, L, rmse_type=1, qw=NULL): returns (scale, L in 0..2*nmax-1)."""
+    n = len(x)
+    mx = first_absmax(x)
+    if abs(mx) < GROUP_MAX_EPS:
+        return f32(0), np.zeros(n, np.int64)
+    w = x * x
+
+    def trial(iscale):
+        l = np.clip(nearest_int(iscale * x), -nmax, nmax - 1)
+        lf = l.astype(f32)
+        return l, seqsum(w * x * lf), seqsum(w * lf * lf)
+
+    l, sumlx, suml2 = trial(f32(-nmax) / mx)
+    L = l + nmax
+    scale = sumlx / suml2 if suml2 != 0 else f32(0)
+    best = scale * sumlx
+    for is_ in range(-9, 10):
+        if is_ == 0:
+            continue
+        l, sumlx, suml2 = trial(-(f32(nmax) + f32(0.1) * f32(is_)) / mx)
+        if suml2 > 0 and sumlx * sumlx > best * suml2:
+            L = l + nmax
+            scale = sumlx / suml2
+            best = scale * sumlx
+    return scale, L
+
+
+def make_q3_quants_rmse(x, nmax):
+    """make_q3_quants(n, nmax, x, L, do_rmse=true): returns (scale, L); an all-zero group keeps L = 0."""
+    n = len(x)
+    mx = first_absmax(x)
+    if abs(mx) < GROUP_MAX_EPS:
+        return f32(0), np.zeros(n, np.int64)
+    iscale = f32(-nmax) / mx
+    L = np.clip(nearest_int(iscale * x), -nmax, nmax - 1)
+    lf = L.astype(f32)
+    w = x * x
+    sumlx = seqsum(w * x * lf)
+    suml2 = seqsum(w * lf * lf)
+    for _ in range(5):
+        n_changed = 0
+        for i in range(n):
+            wi = x[i] * x[i]
+            slx = sumlx - wi * x[i] * f32(L[i])
+            if slx > 0:
+                sl2 = suml2 - wi * f32(L[i]) * f32(L[i])
+                new_l = min(max(nearest_int(x[i] * sl2 / slx), -nmax), nmax - 1)
+                if new_l != L[i]:
+                    slx = slx + wi * x[i] * f32(new_l)
+                    sl2 = sl2 + wi * f32(new_l) * f32(new_l)
+                    if sl2 > 0 and slx * slx * suml2 > sumlx * sumlx * sl2:
+                        L[i], sumlx, suml2 = new_l, slx, sl2
+                        n_changed += 1
+        if not n_changed:
+            break
+    return (sumlx / suml2 if suml2 > 0 else f32(0)), L + nmax
+
+
+def _pack2(L: np.ndarray) -> bytes:
+    qs = bytearray(64)
+    for j in range(0, 256, 128):
+        for l in range(32):
+            qs[j // 4 + l] = (L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6)) & 0xFF
+    return bytes(qs)
+
+
+# ---------------------------------------------------------------- K-quants
+
+def q2_K(x: np.ndarray) -> bytes:
+    scales, mins = np.zeros(16, f32), np.zeros(16, f32)
+    L = np.zeros(256, np.int64)
+    for j in range(16):
+        xs = x[16 * j:16 * j + 16]
+        scales[j], mins[j], L[16 * j:16 * j + 16] = make_qkx2_quants(xs, np.abs(xs), 3, -0.5, 0.1, 15, True)
+    max_scale = max_min = f32(0)
+    for j in range(16):
+        if scales[j] > max_scale:
+            max_scale = scales[j]
+        if mins[j] > max_min:
+            max_min = mins[j]
+    sc = [0] * 16
+    if max_scale > 0:
+        iscale = f32(15) / max_scale
+        for j in range(16):
+            sc[j] = nearest_int(iscale * scales[j]) & 0xFF
+        d = f16_bits(max_scale / f32(15))
+    else:
+        d = f16_bits(f32(0))
+    if max_min > 0:
+        iscale = f32(15) / max_min
+        for j in range(16):
+            sc[j] = (sc[j] | (nearest_int(iscale * mins[j]) << 4)) & 0xFF
+        dmin = f16_bits(max_min / f32(15))
+    else:
+        dmin = f16_bits(f32(0))
+    dv, dminv = f32(np.uint16(d).view(np.float16)), f32(np.uint16(dmin).view(np.float16))
+    for j in range(16):
+        dd = dv * f32(sc[j] & 0xF)
+        if dd == 0:
+            continue
+        dm = dminv * f32(sc[j] >> 4)
+        L[16 * j:16 * j + 16] = np.clip(nearest_int((x[16 * j:16 * j + 16] + dm) / dd), 0, 3)
+    return bytes(sc) + _pack2(L) + np.uint16(d).tobytes() + np.uint16(dmin).tobytes()
+
+
+def q3_K(x: np.ndarray) -> bytes:
+    scales = np.zeros(16, f32)
+    L = np.zeros(256, np.int64)
+    for j in range(16):
+        scales[j], L[16 * j:16 * j + 16] = make_q3_quants_rmse(x[16 * j:16 * j + 16], 4)
+    max_scale = amax = f32(0)
+    for j in range(16):
+        if abs(scales[j]) > amax:
+            amax, max_scale = abs(scales[j]), scales[j]
+    sc = [0] * 12
+    if max_scale != 0:
+        iscale = f32(-32) / max_scale
+        for j in range(16):
+            l = int(as_i8(nearest_int(iscale * scales[j])))
+            l = max(-32, min(31, l)) + 32
+            if j < 8:
+                sc[j] = l & 0xF
+            else:
+                sc[j - 8] |= (l & 0xF) << 4
+            sc[j % 4 + 8] |= (l >> 4) << (2 * (j // 4))
+        d = f16_bits(f32(1) / iscale)
+    else:
+        d = f16_bits(f32(0))
+    dv = f32(np.uint16(d).view(np.float16))
+    for j in range(16):
+        s = (sc[j] & 0xF) if j < 8 else (sc[j - 8] >> 4)
+        s = (s | (((sc[8 + j % 4] >> (2 * (j // 4))) & 3) << 4)) - 32
+        dd = dv * f32(s)
+        if dd == 0:
+            continue
+        L[16 * j:16 * j + 16] = np.clip(nearest_int(x[16 * j:16 * j + 16] / dd), -4, 3) + 4
+    hmask = bytearray(32)
+    for j in range(256):
+        if L[j] > 3:
+            hmask[j % 32] |= 1 << (j // 32)
+            L[j] -= 4
+    return bytes(hmask) + _pack2(L) + bytes(sc) + np.uint16(d).tobytes()
+
+
+def _pack_scale_min(ls: list, lm: list) -> bytes:
+    s = [0] * 12
+    for j in range(8):
+        if j < 4:
+            s[j], s[j + 4] = ls[j], lm[j]
+        else:
+            s[j + 4] = (ls[j] & 0xF) | ((lm[j] & 0xF) << 4)
+            s[j - 4] |= (ls[j] >> 4) << 6
+            s[j] |= (lm[j] >> 4) << 6
+    return bytes(s)
+
+
+def _scale_min_k4(j, q):
+    if j < 4:
+        return q[j] & 63, q[j + 4] & 63
+    return (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)
+
+
+def _q45_K(x, nmax, rmin, nstep):
+    scales, mins = np.zeros(8, f32), np.zeros(8, f32)
+    L = np.zeros(256, np.int64)
+    for j in range(8):
+        xs = x[32 * j:32 * j + 32]
+        av_x = np.sqrt(seqsum(xs * xs) / f32(32))
+        scales[j], mins[j], L[32 * j:32 * j + 32] = make_qkx2_quants(xs, av_x + np.abs(xs), nmax, rmin, 0.1, nstep, False)
+    max_scale = max_min = f32(0)
+    for j in range(8):
+        if scales[j] > max_scale:
+            max_scale = scales[j]
+        if mins[j] > max_min:
+            max_min = mins[j]
+    inv_scale = f32(63) / max_scale if max_scale > 0 else f32(0)
+    inv_min = f32(63) / max_min if max_min > 0 else f32(0)
+    ls = [min(63, nearest_int(inv_scale * scales[j]) & 0xFF) for j in range(8)]
+    lm = [min(63, nearest_int(inv_min * mins[j]) & 0xFF) for j in range(8)]
+    packed = _pack_scale_min(ls, lm)
+    d, dmin = f16_bits(max_scale / f32(63)), f16_bits(max_min / f32(63))
+    dv, dminv = f32(np.uint16(d).view(np.float16)), f32(np.uint16(dmin).view(np.float16))
+    for j in range(8):
+        s, m = _scale_min_k4(j, packed)
+        dd = dv * f32(s)
+        if dd == 0:
+            continue
+        dm = dminv * f32(m)
+        L[32 * j:32 * j + 32] = np.clip(nearest_int((x[32 * j:32 * j + 32] + dm) / dd), 0, nmax)
+    return np.uint16(d).tobytes() + np.uint16(dmin).tobytes() + packed, L
+
+
+def q4_K(x: np.ndarray) -> bytes:
+    head, L = _q45_K(x, 15, -1.0, 20)
+    qs = bytearray(128)
+    for c in range(4):
+        for l in range(32):
+            qs[32 * c + l] = L[64 * c + l] | (L[64 * c + l + 32] << 4)
+    return head + bytes(qs)
+
+
+def q5_K(x: np.ndarray) -> bytes:
+    head, L = _q45_K(x, 31, -0.5, 15)
+    qh, ql = bytearray(32), bytearray(128)
+    for c in range(4):
+        for l in range(32):
+            l1, l2 = L[64 * c + l], L[64 * c + l + 32]
+            if l1 > 15:
+                l1 -= 16
+                qh[l] |= 1 << (2 * c)
+            if l2 > 15:
+                l2 -= 16
+                qh[l] |= 2 << (2 * c)
+            ql[32 * c + l] = l1 | (l2 << 4)
+    return head + bytes(qh) + bytes(ql)
+
+
+def q6_K(x: np.ndarray) -> bytes:
+    scales = np.zeros(16, f32)
+    L = np.zeros(256, np.int64)
+    max_scale = max_abs = f32(0)
+    for ib in range(16):
+        scales[ib], L[16 * ib:16 * ib + 16] = make_qx_quants_rmse1(x[16 * ib:16 * ib + 16], 32)
+        if abs(scales[ib]) > max_abs:
+            max_abs, max_scale = abs(scales[ib]), scales[ib]
+    if max_abs < GROUP_MAX_EPS:
+        return bytes(210)
+    iscale = f32(-128) / max_scale
+    d = f16_bits(f32(1) / iscale)
+    sc = [int(as_i8(min(127, nearest_int(iscale * scales[ib])))) for ib in range(16)]
+    dv = f32(np.uint16(d).view(np.float16))
+    for j in range(16):
+        dd = dv * f32(sc[j])
+        if dd == 0:
+            continue
+        L[16 * j:16 * j + 16] = np.clip(nearest_int(x[16 * j:16 * j + 16] / dd), -32, 31) + 32
+    ql, qh = bytearray(128), bytearray(64)
+    for h in range(2):
+        j = 128 * h
+        for l in range(32):
+            q1, q2, q3, q4 = L[j + l], L[j + l + 32], L[j + l + 64], L[j + l + 96]
+            ql[64 * h + l] = (q1 & 0xF) | ((q3 & 0xF) << 4)
+            ql[64 * h + l + 32] = (q2 & 0xF) | ((q4 & 0xF) << 4)
+            qh[32 * h + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)
+    return bytes(ql) + bytes(qh) + bytes(s & 0xFF for s in sc) + np.uint16(d).tobytes()
+
+
+QUANTIZERS = {"Q4_0": (32, q4_0), "Q4_1": (32, q4_1), "Q5_0": (32, q5_0), "Q5_1": (32, q5_1), "Q8_0": (32, q8_0),
+              "Q2_K": (256, q2_K), "Q3_K": (256, q3_K), "Q4_K": (256, q4_K), "Q5_K": (256, q5_K), "Q6_K": (256, q6_K)}
+
+
+def quantize(name: str, x: np.ndarray) -> bytes:
+    bs, fn = QUANTIZERS[name]
+    x = np.asarray(x, dtype=f32).reshape(-1, bs)
+    with np.errstate(all="ignore"):
+        return b"".join(fn(b) for b in x)
