@@ -60,20 +60,6 @@ public struct TypePlan: Sendable {
 
     /// The file type llama.cpp would record: the linear type's mix.
     public static func fileType(for linear: GGMLType) -> Int {
-        switch linear {
-        case .f32: return LlamaFileType.allF32.rawValue
-        case .f16: return LlamaFileType.mostlyF16.rawValue
-        case .q4_0: return LlamaFileType.Q4_0.rawValue
-        case .q4_1: return LlamaFileType.Q4_1.rawValue
-        case .q5_0: return LlamaFileType.Q5_0.rawValue
-        case .q5_1: return LlamaFileType.Q5_1.rawValue
-        case .q8_0: return LlamaFileType.Q8_0.rawValue
-        case .q2_K: return LlamaFileType.Q2_K.rawValue
-        case .q3_K: return LlamaFileType.Q3_K_M.rawValue
-        case .q4_K: return LlamaFileType.Q4_K_M.rawValue
-        case .q5_K: return LlamaFileType.Q5_K_M.rawValue
-        case .q6_K: return LlamaFileType.Q6_K.rawValue
-        default: return LlamaFileType.allF32.rawValue
-        }
+        (LlamaFileType(mainType: linear) ?? .allF32).rawValue
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 import HessianDist
 import Node
 
-extension GGMLType: @retroactive ExpressibleByArgument {
+extension GGMLType: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
 }
 extension QuantMethod: ExpressibleByArgument {}
