@@ -9,7 +9,8 @@ For each type T in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K:
   OUTDIR/T.gguf.bin gguf.quants.quantize of the same data, for the types gguf-py implements (Q4_0..Q8_0).
 gguf-py emulates a fused multiply-add for Q4_0/Q5_0 (`x*id + 8.5` in float64; its FIXME), llama.cpp's
 x86-64 build has none: the two may disagree on a weight whose scaled value is within an ulp of a
-rounding boundary. stdout: one line per type, "T blocks=N gguf_mismatch_blocks=[i, ...]".
+rounding boundary; and on an all-(-0.0) block ggml keeps the sign of zero in d (and m) where gguf-py
+does not. stdout: one line per type, "T blocks=N gguf_mismatch_blocks=[i, ...]".
 """
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def blocks(bs: int, rng: np.random.Generator) -> np.ndarray:
         b = rng.standard_normal(bs)
         b[rng.integers(0, bs, size=1 + k % 2)] *= rng.uniform(20, 100)
         out.append(b)
-    out += [np.zeros(bs), np.full(bs, 0.37), np.full(bs, -2.5), np.full(bs, 1e-3)]
+    out += [np.zeros(bs), np.full(bs, -0.0), np.full(bs, 0.37), np.full(bs, -2.5), np.full(bs, 1e-3)]
     for mag in (1e-30, 1e-12, 1e-6, 1e6, 1e15, 1e30):
         out.append(rng.standard_normal(bs) * mag)
     out.append(rng.integers(-8, 8, size=bs) * 0.25)       # values on a grid: ties everywhere

@@ -36,7 +36,7 @@ func floatToHalfBits(_ f: Float) -> UInt16 {
 }
 
 /// Float -> half by moving fields with explicit round-to-nearest-even; NaNs become quiet NaNs keeping
-/// the top payload bits. Tested against `Float16` (DequantizeTests/QuantizeSupportTests).
+/// the top payload bits. Tested against `Float16` (QuantizeTests.softwareFloatToHalfIsExact).
 func softwareFloatToHalfBits(_ f: Float) -> UInt16 {
     let x = f.bitPattern
     let sign = UInt16(truncatingIfNeeded: (x >> 16) & 0x8000)
