@@ -182,6 +182,18 @@ public final class SequentialQuantizer {
         let rows = info.shape[0], cols = info.shape[1]
         let W = block.weight(name)
         let t = target(name)
+        if case .ggml(let type) = t, !type.isQuantizable {
+            // Plain floats (a fallback for rows no block fits): stored as they are, nothing to solve.
+            let bytes = try W.withUnsafeBufferPointer { try encodeTensor(type, rows: rows, cols: cols, $0.baseAddress!) }
+            var deq = [Float](repeating: 0, count: rows * cols)
+            try bytes.withUnsafeBytes { raw in
+                try deq.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) }
+            }
+            let report = ModuleReport(name: name, rows: rows, cols: cols, storage: type.description, method: "none",
+                                      gptqError: nil, rtnError: nil, damping: nil, fallback: nil, seconds: 0)
+            return (QuantizedLinear(name: name, rows: rows, cols: cols, target: t, codes: [], parameters: [],
+                                    permutation: nil, ggmlBytes: bytes, report: report), deq)
+        }
         let grid: any QuantGrid
         var storage: String
         switch t {
