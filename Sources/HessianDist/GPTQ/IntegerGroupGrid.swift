@@ -1,0 +1,77 @@
+// The GPTQ reference quantizer (IST-DASLab/gptq `quant.py`, min-max `find_params`) as a `QuantGrid`.
+// Not the solver and not the safetensors exporter: it fits one (row, group) and says what to store.
+
+/// b-bit integer codes with one scale and one zero point per (row, group), min-max fitted:
+/// `value = scale · (q − zero)`, written for the solver as `scale · q + offset` with `offset = −scale · zero`.
+///
+/// Fit rules (the reference's `find_params` for weights): `xmin = min(w, 0)`, `xmax = max(w, 0)`;
+/// symmetric: `xmax = max(|xmin|, xmax)` and `xmin = −xmax` if `xmin < 0`; if `xmin == xmax` (an all-zero
+/// group) use −1, +1; `scale = (xmax − xmin) / maxq`; `zero = round(−xmin / scale)` (symmetric: `(maxq+1)/2`).
+///
+/// Storage: GPTQ checkpoints keep the scale in fp16. With `.f16` the scale is rounded to fp16 *inside*
+/// `fit`, and the zero point is computed from that rounded scale, so the solver compensates the error of the
+/// grid that is actually stored. Then `scale · (q − zero)` and `scale · q + offset` are the same float:
+/// an fp16 scale has 11 significant bits and `|q − zero| ≤ 255` has 8, so every product and the
+/// difference are exact in Float. The exporter must store `scale` (fp16 or f32 as chosen) and `zero`.
+///
+/// `parameters` of one group: the scale (little-endian fp16, or f32 with `.f32`) then `zero` as one byte.
+public struct IntegerGroupGrid: QuantGrid {
+    /// How the scale is stored (and therefore rounded in `fit`).
+    public enum ScaleFormat: Sendable { case f16, f32 }
+
+    public let bits: Int
+    public let groupSize: Int
+    public let symmetric: Bool
+    public let scaleFormat: ScaleFormat
+    public var maxCode: Int { (1 << bits) - 1 }
+    public var parameterBytes: Int { (scaleFormat == .f16 ? 2 : 4) + 1 }
+
+    /// `bits` in 2...8; `groupSize` −1 for one group per row (then it becomes `columns`), else a positive
+    /// divisor of `columns` (GPTQ uses 32, 64 or 128).
+    public init(bits: Int, groupSize: Int, columns: Int, symmetric: Bool = false,
+                scaleFormat: ScaleFormat = .f16) throws {
+        guard (2...8).contains(bits) else {
+            throw GPTQError.invalidGrid("bits \(bits) outside 2...8")
+        }
+        let g = groupSize == -1 ? columns : groupSize
+        guard g > 0, columns > 0, columns % g == 0 else {
+            throw GPTQError.invalidGrid("group size \(groupSize) does not divide \(columns) columns; use -1 (whole row) or a divisor such as 32, 64, 128")
+        }
+        self.bits = bits
+        self.groupSize = g
+        self.symmetric = symmetric
+        self.scaleFormat = scaleFormat
+    }
+
+    public func fit(weights w: UnsafePointer<Float>, importance: UnsafePointer<Float>?,
+                    parameters: UnsafeMutableRawPointer,
+                    scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        // Range including 0 (min-max; `importance` does not change a min-max fit).
+        var xmin: Float = 0, xmax: Float = 0
+        for i in 0..<groupSize {
+            xmin = min(xmin, w[i])
+            xmax = max(xmax, w[i])
+        }
+        if symmetric {
+            xmax = max(abs(xmin), xmax)
+            if xmin < 0 { xmin = -xmax }
+        }
+        if xmin == xmax { xmin = -1; xmax = 1 }
+        let maxq = Float(maxCode)
+        var s = (xmax - xmin) / maxq
+        if scaleFormat == .f16 {
+            // Round to the stored fp16 (clamped to its finite range; never 0, so zero stays finite).
+            s = min(s, 65504)
+            s = max(Float(Float16(s)), Float(Float16.leastNonzeroMagnitude))
+        }
+        let z: Float = symmetric ? Float((maxCode + 1) / 2)
+                                 : max(0, min(maxq, (-xmin / s).rounded(.toNearestOrEven)))
+        let o = -(s * z)
+        for i in 0..<groupSize { scale[i] = s; offset[i] = o }
+        switch scaleFormat {
+        case .f16: parameters.storeBytes(of: Float16(s).bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
+        case .f32: parameters.storeBytes(of: s.bitPattern.littleEndian, toByteOffset: 0, as: UInt32.self)
+        }
+        parameters.storeBytes(of: UInt8(z), toByteOffset: parameterBytes - 1, as: UInt8.self)
+    }
+}
