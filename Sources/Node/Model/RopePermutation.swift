@@ -31,3 +31,32 @@ public func permuteRopeRows(_ w: UnsafeMutableBufferPointer<Float>, rows: Int, c
         }
     }
 }
+
+/// The same permutation as an index map over rows, for data that moves with its rows without being
+/// floats (quantized codes, per-row scales and zero points): row `r` of the output is row `result[r]` of
+/// the input. `permuteRopeRows` on floats equals gathering rows by this map.
+public func ropeRowPermutation(rows: Int, headDim: Int, from: RopeLayout, to: RopeLayout) -> [Int] {
+    precondition(headDim > 0 && headDim % 2 == 0, "headDim \(headDim) must be positive and even")
+    precondition(rows % headDim == 0, "rows \(rows) must be a multiple of headDim \(headDim)")
+    var out = Array(0..<rows)
+    guard from != to else { return out }
+    let half = headDim / 2
+    for h in 0..<(rows / headDim) {
+        for i in 0..<half {
+            for j in 0..<2 {
+                let interleaved = h * headDim + 2 * i + j, split = h * headDim + j * half + i
+                if from == .halfSplit { out[interleaved] = split } else { out[split] = interleaved }
+            }
+        }
+    }
+    return out
+}
+
+/// Gathers rows of a row-major (rows, rowLength) array: row `r` of the result is row `permutation[r]`.
+public func gatherRows<T>(_ a: [T], rowLength: Int, permutation: [Int]) -> [T] {
+    precondition(a.count == permutation.count * rowLength, "\(a.count) values for \(permutation.count) rows of \(rowLength)")
+    var out: [T] = []
+    out.reserveCapacity(a.count)
+    for src in permutation { out += a[(src * rowLength)..<((src + 1) * rowLength)] }
+    return out
+}
