@@ -47,6 +47,6 @@ let package = Package(
         .testTarget(name: "NodeTests", dependencies: ["Node", "HessianDist", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Node", "TestSupport"]),
         // Runs the built `hessdist` binary as a user would (and, with the cluster milestone, under mpirun).
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "Node", "HessianDist"]),
     ]
 )

@@ -22,6 +22,8 @@ public struct QuantizeJob: Sendable {
     public var bits = 4
     public var groupSize = 128
     public var symmetric = false
+    /// GPTQ safetensors shards at most this many bytes (nil: one file).
+    public var maxShardBytes: Int?
     public var options = SequentialOptions()
     public var outputPath: String
     public init(modelPath: String, outputPath: String) {
@@ -81,7 +83,7 @@ public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)?
         }
     }
     let c = source.config
-    let plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
+    var plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
                         embedding: job.embeddingType, output: job.outputType)
     let target: (String) -> StorageTarget
     switch job.format {
@@ -89,12 +91,29 @@ public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)?
         let types = plan.types
         target = { .ggml(types[$0]!) }
     case .gptq:
-        var grids: [String: IntegerGroupGrid] = [:]
-        for t in source.tensors where t.shape.count == 2 && t.name.hasPrefix("blk.") {
-            grids[t.name] = try IntegerGroupGrid(bits: job.bits, groupSize: job.groupSize, columns: t.shape[1],
-                                                 symmetric: job.symmetric)
+        guard gptqSupportedBits.contains(job.bits) else {
+            throw CalibrationError.invalid("--bits \(job.bits): GPTQ checkpoints pack \(gptqSupportedBits) bits")
         }
-        target = { .integer(grids[$0]!) }
+        var grids: [String: IntegerGroupGrid] = [:]
+        plan.choices = []  // the GGUF type plan does not apply; list the GPTQ fallbacks instead
+        for t in source.tensors where t.shape.count == 2 && t.name.hasPrefix("blk.") {
+            let (rows, cols) = (t.shape[0], t.shape[1])
+            // qweight/qzeros pack whole int32 words along both dimensions; groups must tile the row, so a
+            // group size that does not divide it steps down (128 → 64 → 32), recorded as a per-module override.
+            let packs = (cols * job.bits) % 32 == 0 && (rows * job.bits) % 32 == 0
+            var g = job.groupSize
+            while g > 32 && cols % g != 0 { g /= 2 }
+            let tiles = g == -1 || (g > 0 && cols % g == 0)
+            if packs && tiles {
+                grids[t.name] = try IntegerGroupGrid(bits: job.bits, groupSize: g, columns: cols, symmetric: job.symmetric)
+                if g != job.groupSize {
+                    plan.choices.append(TypeChoice(name: t.name, type: "int\(job.bits) g\(g)", fallbackFrom: "int\(job.bits) g\(job.groupSize)"))
+                }
+            } else {
+                plan.choices.append(TypeChoice(name: t.name, type: "F16 (dense)", fallbackFrom: "int\(job.bits) g\(job.groupSize)"))
+            }
+        }
+        target = { grids[$0].map { .integer($0) } ?? .ggml(.f16) }
     }
     let quantizer = SequentialQuantizer(source: source, options: job.options, target: target)
     let linears = try quantizer.run(calibration: calibration) { progress?(.quantizing($0)) }
@@ -104,7 +123,22 @@ public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)?
         try exportGGUF(path: job.outputPath, source: source, tokenizer: tokenizer, plan: plan, linears: linears,
                        fileType: TypePlan.fileType(for: job.ggmlType))
     case .gptq:
-        throw ExportError.mismatch("--format gptq export is not available in this build yet")
+        var modules: [GPTQExportModule] = []
+        for q in linears {
+            guard case .integer(let grid) = q.target else { continue }
+            modules.append(GPTQExportModule(canonicalName: q.name, rows: q.rows, cols: q.cols, grid: grid,
+                                            codes: q.codes, parameters: q.parameters, groupIndex: q.groupIndex))
+        }
+        // Embeddings, norms and the output stay dense (fp16 in the checkpoint), as GPTQ checkpoints keep them.
+        let quantized = Set(modules.map(\.canonicalName))
+        var dense: [GPTQDenseTensor] = []
+        for t in source.tensors where !quantized.contains(t.name) {
+            dense.append(GPTQDenseTensor(canonicalName: t.name, shape: t.shape, values: try source.dequantize(t.name)))
+        }
+        try writeGPTQCheckpoint(directory: job.outputPath, config: c, modules: modules, dense: dense,
+                                defaultBits: job.bits, groupSize: job.groupSize, symmetric: job.symmetric,
+                                descAct: job.options.actOrder, maxShardBytes: job.maxShardBytes,
+                                dampPercent: job.options.dampPercent, sourceRopeLayout: c.ropeLayout)
     }
     let size = try fileSize(job.outputPath)
     return QuantizeReport(model: job.modelPath, output: job.outputPath, format: job.format.rawValue,

@@ -44,8 +44,10 @@ public struct QuantizedLinear: Sendable {
     public var codes: [UInt8]
     /// rows × groups × parameterBytes, natural group order.
     public var parameters: [UInt8]
-    /// Act-order column permutation (GPTQ's g_idx follows from it), nil otherwise.
+    /// Act-order column permutation, nil otherwise.
     public var permutation: [Int]?
+    /// Group of each input column (GPTQ's g_idx), nil when it is column / groupSize.
+    public var groupIndex: [Int]? = nil
     /// The ggml tensor bytes (for `.ggml` targets).
     public var ggmlBytes: [UInt8]?
     public var report: ModuleReport
@@ -215,6 +217,7 @@ public final class SequentialQuantizer {
             report.fallback = "\(r.fallback)"
             var q = QuantizedLinear(name: name, rows: rows, cols: cols, target: t, codes: r.codes,
                                     parameters: r.parameters, permutation: r.permutation, ggmlBytes: nil, report: report)
+            q.groupIndex = r.permutation == nil ? nil : r.groupIndex
             if case .ggml(let type) = t { q.ggmlBytes = try packGGML(type: type, grid: grid as! GGMLGrid, q) }
             return (q, r.Q)
         }

