@@ -113,16 +113,42 @@ public final class SequentialQuantizer {
         for l in 0..<c.nLayers {
             let block = try LlamaModel(source: source, layers: l..<(l + 1), embedding: false, head: false,
                                        contextLength: calibration?.seqlen ?? 16)
+            // Stored between passes (calibration only): attention outputs (S,T,NH·hs) and SwiGLU outputs (S,T,H).
+            // Each group's input depends only on groups already solved, so every pass resumes where the
+            // previous one stopped: one block forward per block instead of one per group.
+            let stash = calibration.map { cal in
+                (atty: FloatBuffer(count: cal.tokenCount * c.qDim), hid: FloatBuffer(count: cal.tokenCount * c.hiddenDim))
+            }
             for (g, group) in sequentialGroups(l).enumerated() {
                 var H: LayerHessian? = nil
-                if let X, let cal = calibration {
+                if let X, let cal = calibration, let stash {
                     let cols = try source.info(group[0]).shape[1]
                     let h = LayerHessian(columns: cols)
                     try forEachMicroBatch(cal, model: block) { a, range in
-                        let n = range.count * cal.seqlen * c.dim
-                        a.x.update(from: X.base + range.lowerBound * cal.seqlen * c.dim, count: n)
-                        let input = Self.runUpTo(group: g, block: block, l: l, a: a)
-                        h.accumulate(input, rows: range.count * cal.seqlen)
+                        let rows = range.count * cal.seqlen, first = range.lowerBound * cal.seqlen
+                        let x = X.base + first * c.dim
+                        a.x.update(from: x, count: rows * c.dim)
+                        switch g {
+                        case 0:  // q,k,v read xn = norm(x)
+                            block.attentionNorm(l, a)
+                            h.accumulate(a.xn, rows: rows)
+                        case 1:  // o reads the attention output of the quantized q,k,v
+                            block.attentionNorm(l, a)
+                            block.attention(l, a)
+                            (stash.atty.base + first * c.qDim).update(from: a.atty, count: rows * c.qDim)
+                            h.accumulate(a.atty, rows: rows)
+                        case 2:  // gate,up read norm(x + atty·Wo); the residual stream moves past attention
+                            a.atty.update(from: stash.atty.base + first * c.qDim, count: rows * c.qDim)
+                            block.attentionOutput(l, a)
+                            x.update(from: a.x, count: rows * c.dim)
+                            block.ffnNorm(l, a)
+                            h.accumulate(a.xn, rows: rows)
+                        default:  // down reads silu(gate)·up of the quantized gate,up
+                            block.ffnNorm(l, a)
+                            block.ffnGateUp(l, a)
+                            (stash.hid.base + first * c.hiddenDim).update(from: a.hid, count: rows * c.hiddenDim)
+                            h.accumulate(a.hid, rows: rows)
+                        }
                     }
                     H = h
                 }
@@ -138,31 +164,19 @@ public final class SequentialQuantizer {
                                                  eta: elapsed / done * (Double(c.nLayers) - done)))
                 }
             }
-            // The next block's inputs come from this block, now quantized.
-            if let X, let cal = calibration {
+            // The next block's inputs: x (already past attention) + hid · Wdown of the quantized down.
+            if let X, let cal = calibration, let stash {
                 try forEachMicroBatch(cal, model: block) { a, range in
-                    let n = range.count * cal.seqlen * c.dim
-                    let at = X.base + range.lowerBound * cal.seqlen * c.dim
-                    a.x.update(from: at, count: n)
-                    block.block(l, a)
-                    at.update(from: a.x, count: n)
+                    let rows = range.count * cal.seqlen, first = range.lowerBound * cal.seqlen
+                    let x = X.base + first * c.dim
+                    a.x.update(from: x, count: rows * c.dim)
+                    a.hid.update(from: stash.hid.base + first * c.hiddenDim, count: rows * c.hiddenDim)
+                    block.ffnDown(l, a)
+                    x.update(from: a.x, count: rows * c.dim)
                 }
             }
         }
         return out
-    }
-
-    /// Runs block `l` on a.x up to the input of sequential group `g`; returns that input (rows, cols).
-    static func runUpTo(group g: Int, block: LlamaModel, l: Int, a: Activations) -> UnsafeMutablePointer<Float> {
-        block.attentionNorm(l, a)
-        if g == 0 { return a.xn }
-        block.attention(l, a)
-        if g == 1 { return a.atty }
-        block.attentionOutput(l, a)
-        block.ffnNorm(l, a)
-        if g == 2 { return a.xn }
-        block.ffnGateUp(l, a)
-        return a.hid
     }
 
     func forEachMicroBatch(_ cal: CalibrationSet, model: LlamaModel,
