@@ -3,6 +3,7 @@
 import Foundation
 import HessianDist
 import Node
+import Wire
 
 public enum ExportFormat: String, Sendable, Codable, CaseIterable {
     case gguf, gptq
@@ -46,6 +47,27 @@ public struct QuantizeReport: Sendable, Codable {
     public var seconds: Double
     public var modules: [ModuleReport]
     public var types: [TypeChoice]
+    /// MPI ranks the job ran on (data parallel over calibration micro-shards).
+    public var ranks: Int = 1
+    /// Bytes through MPI as rank 0 saw them, per message kind (empty on one rank).
+    public var wire: [WireBytes] = []
+}
+
+/// One message kind's traffic: decoded payload bytes vs encoded bytes on the wire (headers included).
+public struct WireBytes: Sendable, Codable {
+    public var kind: String
+    public var messages: Int
+    public var rawBytes: Int
+    public var wireBytes: Int
+}
+
+extension WireStats {
+    /// Per kind, in `MessageKind` order.
+    public var rows: [WireBytes] {
+        MessageKind.allCases.compactMap { k in
+            byKind[k].map { WireBytes(kind: k.description, messages: $0.messages, rawBytes: $0.rawBytes, wireBytes: $0.wireBytes) }
+        }
+    }
 }
 
 public enum QuantizeStage: Sendable {
@@ -54,8 +76,15 @@ public enum QuantizeStage: Sendable {
     case exporting
 }
 
-public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)? = nil) throws -> QuantizeReport {
+/// Runs the job on every rank of `comm` (data parallel over calibration; see `SequentialQuantizer`).
+/// Only rank 0 writes the output and returns a report; the other ranks return nil.
+/// Calibration: with `--calib` every rank tokenizes the same text and cuts the same seeded windows;
+/// data-free samples are drawn on rank 0 only and broadcast as token ids (one sampling run, and the
+/// ranks cannot disagree even if sampling were sensitive to thread counts).
+public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
+                        progress: ((QuantizeStage) -> Void)? = nil) throws -> QuantizeReport? {
     let t0 = Date()
+    var wire = WireStats()
     let source = try openModel(path: job.modelPath)
     let tokenizer = try? openTokenizer(for: source, path: job.tokenizerPath)
     var calibration: CalibrationSet? = nil
@@ -72,12 +101,16 @@ public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)?
             calibration = try CalibrationSet.windows(of: ids, count: job.nsamples, seqlen: job.seqlen, seed: job.seed)
             calibrationDescription = "\(job.nsamples) windows of \(job.seqlen) tokens from \(text), seed \(job.seed)"
         } else {
-            // Data-free: text sampled from the model itself, seeded.
-            let lm = try LlamaModel(source: source, contextLength: job.seqlen)
-            let samples = try sampleSequences(model: lm, count: job.nsamples, length: job.seqlen,
+            // Data-free: text sampled from the model itself, seeded, on rank 0; broadcast to the others.
+            var samples: [[Int32]] = []
+            if comm.isRoot {
+                let lm = try LlamaModel(source: source, contextLength: job.seqlen)
+                samples = try sampleSequences(model: lm, count: job.nsamples, length: job.seqlen,
                                               bos: tokenizer?.bosToken, seed: job.seed) { done in
-                progress?(.calibrating(done: done, of: job.seqlen))
+                    progress?(.calibrating(done: done, of: job.seqlen))
+                }
             }
+            if comm.size > 1 { samples = try broadcastTokens(samples, count: job.nsamples, length: job.seqlen, comm: comm, stats: &wire) }
             calibration = CalibrationSet(samples: samples)
             calibrationDescription = "data-free: \(job.nsamples) sequences of \(job.seqlen) tokens sampled from the model (top-k 50, seed \(job.seed))"
         }
@@ -115,8 +148,10 @@ public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)?
         }
         target = { grids[$0].map { .integer($0) } ?? .ggml(.f16) }
     }
-    let quantizer = SequentialQuantizer(source: source, options: job.options, target: target)
+    let quantizer = SequentialQuantizer(source: source, options: job.options, comm: comm, target: target)
     let linears = try quantizer.run(calibration: calibration) { progress?(.quantizing($0)) }
+    wire += quantizer.wireStats
+    guard comm.isRoot else { return nil }
     progress?(.exporting)
     switch job.format {
     case .gguf:
@@ -146,7 +181,29 @@ public func runQuantize(_ job: QuantizeJob, progress: ((QuantizeStage) -> Void)?
                           calibrationTokens: calibration?.tokenCount ?? 0, parameters: c.parameterCount,
                           fileBytes: size, bitsPerWeight: Double(size * 8) / Double(c.parameterCount),
                           seconds: Date().timeIntervalSince(t0), modules: linears.map(\.report),
-                          types: plan.choices)
+                          types: plan.choices, ranks: comm.size, wire: wire.rows)
+}
+
+/// Rank 0's token ids (count × length) on every rank, as one i32 WireMessage (kind vector, shuffle+zstd).
+func broadcastTokens(_ samples: [[Int32]], count: Int, length: Int, comm: Comm, stats: inout WireStats) throws -> [[Int32]] {
+    var bytes: [UInt8] = []
+    if comm.isRoot {
+        var w = ByteWriter(capacity: count * length * 4)
+        for s in samples { for t in s { w.write(t) } }
+        let m = try WireMessage(kind: .vector, dtype: .i32, shape: [count, length], payload: w.bytes, codec: .shuffleZstd())
+        bytes = m.encode()
+        for _ in 1..<comm.size { stats.record(m, wireBytes: bytes.count) }
+    }
+    let m = try WireMessage.decode(try comm.broadcast(bytes: bytes, root: 0))
+    guard m.kind == .vector, m.dtype == .i32, m.shape == [count, length] else {
+        throw ClusterError(rank: comm.rank, operation: "calibration broadcast",
+                           message: "expected i32 [\(count), \(length)], got \(m.kind) \(m.dtype) \(m.shape)")
+    }
+    return m.payload.withUnsafeBytes { raw in
+        (0..<count).map { s in
+            (0..<length).map { t in Int32(littleEndian: raw.loadUnaligned(fromByteOffset: (s * length + t) * 4, as: Int32.self)) }
+        }
+    }
 }
 
 /// Bytes of a file, or of every file under a directory.

@@ -6,6 +6,7 @@
 import Foundation
 import HessianDist
 import Node
+import Wire
 
 public enum QuantMethod: String, Sendable, Codable, CaseIterable {
     case gptq, rtn
@@ -82,14 +83,27 @@ public final class SequentialQuantizer {
     public let options: SequentialOptions
     /// The storage of each linear tensor of the blocks.
     public let target: (String) -> StorageTarget
+    /// This process's rank. With more than one rank, calibration is split by micro-shard (data
+    /// parallel); rank 0 solves and returns the quantized linears, the others return [].
+    public let comm: Comm
+    /// Bytes this rank saw cross the wire, per message kind (rank 0: received hessians, sent weights).
+    public private(set) var wireStats = WireStats()
 
-    public init(source: WeightSource, options: SequentialOptions, target: @escaping (String) -> StorageTarget) {
+    public init(source: WeightSource, options: SequentialOptions, comm: Comm = .single,
+                target: @escaping (String) -> StorageTarget) {
         self.source = source
         self.options = options
+        self.comm = comm
         self.target = target
     }
 
     /// Quantizes every block's linear layers; calibration may be nil only for RTN.
+    ///
+    /// Every rank calls this with the same calibration. Samples are cut into micro-shards of
+    /// `options.microBatch` (independent of the rank count); a rank keeps activations only for the
+    /// micro-shards it owns. Per group, each micro-shard's partial Hessian goes to rank 0, which merges
+    /// them in micro-shard order (the bits do not depend on the rank count), solves the group and
+    /// broadcasts each quantized weight; every rank runs the same collectives in the same order.
     public func run(calibration: CalibrationSet?, progress: ((SequentialProgress) -> Void)? = nil) throws -> [QuantizedLinear] {
         let c = source.config
         let start = Date()
@@ -97,35 +111,40 @@ public final class SequentialQuantizer {
         guard options.method == .rtn || calibration != nil else {
             throw CalibrationError.invalid("GPTQ needs calibration samples (--calib, or data-free sampling)")
         }
-        // Block 0's inputs for every sample: X (S, T, C).
+        let gptq = options.method == .gptq && calibration != nil
+        let shards = MicroShards(samples: calibration?.samples.count ?? 0, microBatch: options.microBatch)
+        let mine = shards.local(rank: comm.rank, size: comm.size)
+        let localSamples = shards.localSamples(rank: comm.rank, size: comm.size)
+        let seqlen = calibration?.seqlen ?? 16
+        // Block 0's inputs for this rank's samples: X (S_local, T, C).
         var X: FloatBuffer? = nil
-        var embedder: LlamaModel? = nil
-        if options.method == .gptq, let cal = calibration {
-            embedder = try LlamaModel(source: source, layers: 0..<0, embedding: true, head: false, contextLength: cal.seqlen)
-            let x = FloatBuffer(count: cal.tokenCount * c.dim)
-            try forEachMicroBatch(cal, model: embedder!) { a, range in
-                try embedder!.embed(a, tokens: Array(cal.samples[range].joined()))
-                x.base.advanced(by: range.lowerBound * cal.seqlen * c.dim).update(from: a.x, count: range.count * cal.seqlen * c.dim)
+        if gptq, let cal = calibration {
+            let embedder = try LlamaModel(source: source, layers: 0..<0, embedding: true, head: false, contextLength: seqlen)
+            let x = FloatBuffer(count: max(1, localSamples * seqlen * c.dim))
+            try forEachMicroShard(mine, model: embedder, T: seqlen) { a, range, first in
+                try embedder.embed(a, tokens: Array(cal.samples[range].joined()))
+                x.base.advanced(by: first * seqlen * c.dim).update(from: a.x, count: range.count * seqlen * c.dim)
             }
             X = x
-            embedder = nil
         }
         for l in 0..<c.nLayers {
             let block = try LlamaModel(source: source, layers: l..<(l + 1), embedding: false, head: false,
-                                       contextLength: calibration?.seqlen ?? 16)
+                                       contextLength: seqlen)
             // Stored between passes (calibration only): attention outputs (S,T,NH·hs) and SwiGLU outputs (S,T,H).
             // Each group's input depends only on groups already solved, so every pass resumes where the
             // previous one stopped: one block forward per block instead of one per group.
-            let stash = calibration.map { cal in
-                (atty: FloatBuffer(count: cal.tokenCount * c.qDim), hid: FloatBuffer(count: cal.tokenCount * c.hiddenDim))
-            }
+            let stash = gptq ? (atty: FloatBuffer(count: max(1, localSamples * seqlen * c.qDim)),
+                                hid: FloatBuffer(count: max(1, localSamples * seqlen * c.hiddenDim))) : nil
             for (g, group) in sequentialGroups(l).enumerated() {
                 var H: LayerHessian? = nil
-                if let X, let cal = calibration, let stash {
+                if let X, let stash {
                     let cols = try source.info(group[0]).shape[1]
-                    let h = LayerHessian(columns: cols)
-                    try forEachMicroBatch(cal, model: block) { a, range in
-                        let rows = range.count * cal.seqlen, first = range.lowerBound * cal.seqlen
+                    // One partial per owned micro-shard, accumulated exactly as a single-process run would.
+                    var partials = HessianPartials(layer: l, group: g, sender: comm.rank)
+                    var local: [(Int, LayerHessian)] = []
+                    try forEachMicroShard(mine, model: block, T: seqlen) { a, range, firstSample in
+                        let h = LayerHessian(columns: cols)
+                        let rows = range.count * seqlen, first = firstSample * seqlen
                         let x = X.base + first * c.dim
                         a.x.update(from: x, count: rows * c.dim)
                         switch g {
@@ -149,25 +168,51 @@ public final class SequentialQuantizer {
                             (stash.hid.base + first * c.hiddenDim).update(from: a.hid, count: rows * c.hiddenDim)
                             h.accumulate(a.hid, rows: rows)
                         }
+                        if comm.size > 1 {
+                            try partials.append(shard: range.lowerBound / shards.microBatch, h)
+                        } else {
+                            local.append((range.lowerBound / shards.microBatch, h))
+                        }
                     }
-                    H = h
+                    if comm.size > 1 {
+                        // Collective on every rank (possibly with no partials of its own).
+                        if let gathered = try comm.gather(bytes: partials.bytes, root: 0) {
+                            H = try mergeHessianPartials(gathered, columns: cols, layer: l, group: g, shards: shards,
+                                                         rows: { shards.range($0).count * seqlen }, stats: &wireStats)
+                        }
+                    } else {
+                        // The same merge order without the wire: an empty sum, then micro-shards 0, 1, 2, …
+                        let total = LayerHessian(columns: cols)
+                        for (_, h) in local.sorted(by: { $0.0 < $1.0 }) { total.merge(h) }
+                        H = total
+                    }
                 }
                 for name in group {
                     let t0 = Date()
-                    let q = try quantize(name: name, block: block, H: H)
-                    out.append(q.0)
-                    block.setWeight(name, q.1)
-                    out[out.count - 1].report.seconds = Date().timeIntervalSince(t0)
+                    var weights: [Float] = []
+                    if comm.isRoot {
+                        let q = try quantize(name: name, block: block, H: H)
+                        out.append(q.0)
+                        weights = q.1
+                        out[out.count - 1].report.seconds = Date().timeIntervalSince(t0)
+                    }
+                    if gptq && comm.size > 1 {
+                        // Rank 0's quantized weights reach every rank; the next pass runs on them.
+                        weights = try broadcastWeights(name, weights)
+                    }
+                    if comm.isRoot || gptq { block.setWeight(name, weights) }
                     let elapsed = Date().timeIntervalSince(start)
                     let done = Double(l) + Double(g + 1) / 4
-                    progress?(SequentialProgress(block: l, blocks: c.nLayers, module: name, elapsed: elapsed,
-                                                 eta: elapsed / done * (Double(c.nLayers) - done)))
+                    if comm.isRoot {
+                        progress?(SequentialProgress(block: l, blocks: c.nLayers, module: name, elapsed: elapsed,
+                                                     eta: elapsed / done * (Double(c.nLayers) - done)))
+                    }
                 }
             }
             // The next block's inputs: x (already past attention) + hid · Wdown of the quantized down.
-            if let X, let cal = calibration, let stash {
-                try forEachMicroBatch(cal, model: block) { a, range in
-                    let rows = range.count * cal.seqlen, first = range.lowerBound * cal.seqlen
+            if let X, let stash {
+                try forEachMicroShard(mine, model: block, T: seqlen) { a, range, firstSample in
+                    let rows = range.count * seqlen, first = firstSample * seqlen
                     let x = X.base + first * c.dim
                     a.x.update(from: x, count: rows * c.dim)
                     a.hid.update(from: stash.hid.base + first * c.hiddenDim, count: rows * c.hiddenDim)
@@ -179,16 +224,36 @@ public final class SequentialQuantizer {
         return out
     }
 
-    func forEachMicroBatch(_ cal: CalibrationSet, model: LlamaModel,
-                           _ body: (Activations, Range<Int>) throws -> Void) throws {
-        let S = cal.samples.count, mb = max(1, options.microBatch)
+    /// Rank 0's dequantized weights of `name` on every rank (f32, shuffle+zstd, bit-exact).
+    func broadcastWeights(_ name: String, _ weights: [Float]) throws -> [Float] {
+        let info = try source.info(name)
+        let shape = [info.shape[0], info.shape[1]]
+        var bytes: [UInt8] = []
+        if comm.isRoot {
+            let m = try WireMessage(kind: .tensorBytes, shape: shape, floats: weights, codec: .shuffleZstd())
+            bytes = m.encode()
+            // One copy per receiving rank.
+            for _ in 1..<comm.size { wireStats.record(m, wireBytes: bytes.count) }
+        }
+        let got = try comm.broadcast(bytes: bytes, root: 0)
+        if comm.isRoot { return weights }
+        let m = try WireMessage.decode(got)
+        guard m.kind == .tensorBytes, m.dtype == .f32, m.shape == shape else {
+            throw ClusterError(rank: comm.rank, operation: "weight broadcast of \(name)",
+                               message: "expected f32 \(shape), got \(m.kind) \(m.dtype) \(m.shape)")
+        }
+        return try m.floats()
+    }
+
+    /// Runs `body` over the given micro-shards in order: activations sized to each micro-shard (the same
+    /// micro-batch composition on every rank), its global sample range, and its first local sample.
+    func forEachMicroShard(_ shards: [(shard: Int, range: Range<Int>, localFirst: Int)], model: LlamaModel, T: Int,
+                           _ body: (Activations, Range<Int>, Int) throws -> Void) throws {
         var acts: Activations? = nil
-        var s = 0
-        while s < S {
-            let B = min(mb, S - s)
-            if acts == nil || acts!.B != B { acts = Activations(config: model.config, B: B, T: cal.seqlen) }
-            try body(acts!, s..<(s + B))
-            s += B
+        for s in shards {
+            let B = s.range.count
+            if acts == nil || acts!.B != B { acts = Activations(config: model.config, B: B, T: T) }
+            try body(acts!, s.range, s.localFirst)
         }
     }
 

@@ -21,6 +21,8 @@ struct Quantize: ParsableCommand {
     @Option(help: "Calibration samples.") var nsamples = 128
     @Option(help: "Tokens per calibration sample.") var seqlen = 512
     @Option(help: "Seed for calibration windows or sampling.") var seed: UInt64 = 0
+    @Option(help: "Calibration samples per forward micro-batch; also the unit of data-parallel work (the output does not depend on the number of MPI ranks).")
+    var microBatch = 4
 
     @Option(help: "Output format: gguf (llama.cpp) or gptq (transformers / vLLM safetensors).")
     var format: ExportFormat = .gguf
@@ -46,6 +48,7 @@ struct Quantize: ParsableCommand {
 
     func validate() throws {
         guard nsamples >= 1 else { throw ValidationError("--nsamples \(nsamples): expected >= 1") }
+        guard microBatch >= 1 else { throw ValidationError("--micro-batch \(microBatch): expected >= 1") }
         guard seqlen >= 2 else { throw ValidationError("--seqlen \(seqlen): expected >= 2") }
         guard damp > 0, damp < 1 else { throw ValidationError("--damp \(damp): expected a fraction in (0, 1)") }
         guard type.isQuantizable || type == .f16 || type == .f32 else {
@@ -72,8 +75,14 @@ struct Quantize: ParsableCommand {
         job.options.method = method
         job.options.dampPercent = damp
         job.options.actOrder = actOrder
+        job.options.microBatch = microBatch
+        // Under mpirun (or any launcher that sets the MPI environment) join the world; otherwise stay
+        // a plain single process with no MPI at all.
+        let env = ProcessInfo.processInfo.environment
+        let launched = env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_SIZE"] != nil
+        let comm = launched ? try Comm.world() : Comm.single
         let line = ProgressLine()
-        let r = try runQuantize(job) { stage in
+        let result = try runQuantize(job, comm: comm) { stage in
             switch stage {
             case .calibrating(let d, let n): line.show("sampling calibration text: token \(d)/\(n)")
             case .quantizing(let p):
@@ -82,6 +91,7 @@ struct Quantize: ParsableCommand {
             }
         }
         line.done()
+        guard let r = result else { return }  // ranks other than 0 write nothing
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let reportPath = report ?? out + ".report.json"
@@ -95,6 +105,13 @@ struct Quantize: ParsableCommand {
         }
         for t in r.types where t.fallbackFrom != nil {
             print("note: \(t.name) stored as \(t.type) instead of \(t.fallbackFrom!) (its shape does not fit that format\'s blocks)")
+        }
+        if r.ranks > 1 {
+            print("data parallel over \(r.ranks) ranks; bytes through MPI (raw -> encoded):")
+            for w in r.wire {
+                print(String(format: "  %-12@ %5d messages  %12d -> %12d bytes (%.2fx)", w.kind as NSString, w.messages,
+                             w.rawBytes, w.wireBytes, w.wireBytes == 0 ? 0 : Double(w.rawBytes) / Double(w.wireBytes)))
+            }
         }
         print("report: \(reportPath)")
     }
