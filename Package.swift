@@ -45,7 +45,7 @@ let package = Package(
         // Optimised like the numeric targets: the tests build and compress 1536x1536 Hessians.
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"], swiftSettings: numericSettings),
         .testTarget(name: "NodeTests", dependencies: ["Node", "HessianDist", "TestSupport"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Node", "TestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Node", "Wire", "TestSupport"]),
         // Runs the built `hessdist` binary as a user would (and, with the cluster milestone, under mpirun).
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "Node", "HessianDist"]),
     ]

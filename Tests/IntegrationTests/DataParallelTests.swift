@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `hessdist quantize` data parallel under mpirun: the output bytes are the same without mpirun and with
+/// 1, 2 and 4 ranks (micro-shards fixed by --micro-batch, partial Hessians merged in micro-shard order).
+/// Serialized: the machine has 2 cores.
+@Suite(.serialized) struct DataParallelQuantizeTests {
+    static let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]
+    let stories = TestData.shared("llama2c/stories260K.bin")
+    let tok = TestData.shared("llama2c/tok512.bin")
+
+    /// Runs quantize with `np` ranks (0: no mpirun) writing into a fresh directory; returns that directory
+    /// and stdout.
+    func quantize(np: Int, _ args: [String]) throws -> (dir: URL, stdout: String) {
+        let dir = try TestData.tempDir("dp\(np)")
+        let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok,
+                   "--out", dir.appendingPathComponent("out").path] + args
+        if np == 0 { return (dir, try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)) }
+        var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
+                     "-x", "OPENBLAS_NUM_THREADS=1"]
+        if np > 2 { flags.append("--oversubscribe") }
+        return (dir, try run("timeout", flags + cmd, env: Self.env))
+    }
+
+    /// The bytes of every output file under `dir` (the JSON report excluded: it holds timings), by relative path.
+    func digests(_ dir: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let fm = FileManager.default
+        for f in try fm.subpathsOfDirectory(atPath: dir.path).sorted() where !f.hasSuffix(".report.json") {
+            var isDir: ObjCBool = false
+            let p = dir.appendingPathComponent(f).path
+            guard fm.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
+            out[f] = try Data(contentsOf: URL(fileURLWithPath: p))
+        }
+        return out
+    }
+
+    func sameBytesForAnyRankCount(_ args: [String]) throws {
+        let base = try quantize(np: 0, args)
+        let expected = try digests(base.dir)
+        #expect(!expected.isEmpty)
+        for np in [1, 2, 4] {
+            let r = try quantize(np: np, args)
+            let got = try digests(r.dir)
+            #expect(got.keys.sorted() == expected.keys.sorted(), "np \(np) wrote \(got.keys.sorted())")
+            for (f, d) in expected { #expect(got[f] == d, "np \(np): \(f) has different bytes") }
+            // Rank 0 alone prints the summary and the wire bytes.
+            #expect(r.stdout.components(separatedBy: "wrote ").count == 2, "\(r.stdout)")
+            if np > 1 {
+                #expect(r.stdout.contains("data parallel over \(np) ranks") && r.stdout.contains("hessian"), "\(r.stdout)")
+            }
+        }
+    }
+
+    static let calib = ["--calib", TestData.shared("text/tinystories_valid_sample.txt"), "--nsamples", "8", "--seqlen", "64"]
+
+    @Test func ggufQ4_0() throws {
+        // 8 samples in micro-batches of 2: 4 micro-shards, so 4 ranks own one each.
+        try sameBytesForAnyRankCount(Self.calib + ["--micro-batch", "2", "--type", "q4_0"])
+    }
+
+    @Test func gptqInt8PerRow() throws {
+        // Default micro-batch 4: 2 micro-shards, so with 4 ranks two own nothing (and still join every collective).
+        try sameBytesForAnyRankCount(Self.calib + ["--format", "gptq", "--bits", "8", "--group-size=-1"])
+    }
+
+    @Test func unevenShardsAndDataFree() throws {
+        // 7 samples in micro-batches of 3 (3, 3, 1); data-free calibration sampled on rank 0 and broadcast.
+        try sameBytesForAnyRankCount(["--nsamples", "7", "--seqlen", "32", "--micro-batch", "3", "--type", "q8_0"])
+    }
+}
