@@ -82,7 +82,9 @@ public struct HessianPartials {
 public func mergeHessianPartials(_ gathered: [[UInt8]], columns: Int, layer: Int, group: Int, shards: MicroShards,
                                  rows: (Int) -> Int, stats: inout WireStats) throws -> LayerHessian {
     let size = gathered.count
-    var byShard = [[UInt8]?](repeating: nil, count: shards.count)   // encoded hessian message per shard
+    // Encoded hessian message per micro-shard: decoded again in merge order, so rank 0 holds the
+    // compressed partials plus two full sums, not every partial decoded.
+    var byShard = [[UInt8]?](repeating: nil, count: shards.count)
     var counts = [Int?](repeating: nil, count: shards.count)
     func bad(_ r: Int, _ what: String) -> ClusterError {
         ClusterError(rank: 0, operation: "Hessian reduction (layer \(layer), group \(group))", message: "from rank \(r): \(what)")
@@ -100,7 +102,6 @@ public func mergeHessianPartials(_ gathered: [[UInt8]], columns: Int, layer: Int
             let frame = Array(bytes[off..<(off + Int(len))])
             off += Int(len)
             if pending == nil {
-                // Decode only the header-checked hessian later (merge order); check it now for identity.
                 let m = try WireMessage.decode(frame)
                 pending = m
                 pendingBytes = frame
@@ -128,18 +129,18 @@ public func mergeHessianPartials(_ gathered: [[UInt8]], columns: Int, layer: Int
                 stats.record(hm, wireBytes: pendingBytes.count + 8)
                 stats.record(cm, wireBytes: frame.count + 8)
             }
-            byShard[k] = hm.payload
+            byShard[k] = pendingBytes
             counts[k] = count
         }
         guard pending == nil else { throw bad(r, "a hessian without its row count") }
     }
     let total = LayerHessian(columns: columns)
     for k in 0..<shards.count {
-        guard let payload = byShard[k], let count = counts[k] else {
+        guard let frame = byShard[k], let count = counts[k] else {
             throw ClusterError(rank: 0, operation: "Hessian reduction (layer \(layer), group \(group))",
                                message: "micro-shard \(k) missing (owner rank \(k % size))")
         }
-        let sum = payload.withUnsafeBytes { raw in
+        let sum = try WireMessage.decode(frame).payload.withUnsafeBytes { raw in
             (0..<(columns * columns)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
         }
         total.merge(LayerHessian(columns: columns, count: count, sum: sum))

@@ -141,7 +141,9 @@ public final class SequentialQuantizer {
                     let cols = try source.info(group[0]).shape[1]
                     // One partial per owned micro-shard, accumulated exactly as a single-process run would.
                     var partials = HessianPartials(layer: l, group: g, sender: comm.rank)
-                    var local: [(Int, LayerHessian)] = []
+                    // One rank: merged as each micro-shard finishes (ascending, so the same order as rank 0's
+                    // merge); at most two hessians in memory.
+                    let total = LayerHessian(columns: cols)
                     try forEachMicroShard(mine, model: block, T: seqlen) { a, range, firstSample in
                         let h = LayerHessian(columns: cols)
                         let rows = range.count * seqlen, first = firstSample * seqlen
@@ -171,7 +173,7 @@ public final class SequentialQuantizer {
                         if comm.size > 1 {
                             try partials.append(shard: range.lowerBound / shards.microBatch, h)
                         } else {
-                            local.append((range.lowerBound / shards.microBatch, h))
+                            total.merge(h)
                         }
                     }
                     if comm.size > 1 {
@@ -182,8 +184,6 @@ public final class SequentialQuantizer {
                         }
                     } else {
                         // The same merge order without the wire: an empty sum, then micro-shards 0, 1, 2, …
-                        let total = LayerHessian(columns: cols)
-                        for (_, h) in local.sorted(by: { $0.0 < $1.0 }) { total.merge(h) }
                         H = total
                     }
                 }
