@@ -10,7 +10,7 @@ struct FittedBlock {
     var parameters: [UInt8], scale: [Float], offset: [Float], codes: [UInt8], packed: [UInt8]
 }
 
-func fitAndPack(_ grid: GGMLGrid, _ w: ArraySlice<Float>) -> FittedBlock {
+func fitAndPack(_ grid: GGMLGrid, _ w: ArraySlice<Float>, importance: [Float]? = nil) -> FittedBlock {
     let w = Array(w)
     var p = [UInt8](repeating: 0xEE, count: grid.parameterBytes)
     var s = [Float](repeating: .nan, count: grid.groupSize), o = s
@@ -18,8 +18,10 @@ func fitAndPack(_ grid: GGMLGrid, _ w: ArraySlice<Float>) -> FittedBlock {
         p.withUnsafeMutableBytes { pb in
             s.withUnsafeMutableBufferPointer { sb in
                 o.withUnsafeMutableBufferPointer { ob in
-                    grid.fit(weights: wb.baseAddress!, importance: nil, parameters: pb.baseAddress!,
-                             scale: sb.baseAddress!, offset: ob.baseAddress!)
+                    importance.withOptionalPointer(offset: 0) { im in
+                        grid.fit(weights: wb.baseAddress!, importance: im, parameters: pb.baseAddress!,
+                                 scale: sb.baseAddress!, offset: ob.baseAddress!)
+                    }
                 }
             }
         }
@@ -93,6 +95,49 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
             let mismatch = (0..<t.typeSize).filter { f.parameters[$0] & ~codeBits[$0] != r[$0] & ~codeBits[$0] }
             #expect(mismatch.isEmpty, "\(t) block \(b): parameter bytes \(mismatch) differ from the reference")
         }
+    }
+
+    /// With an importance vector, Q4_0/Q4_1/Q5_0/Q5_1 fit the block's parameters by llama.cpp's weighted
+    /// search: the parameter bytes equal those of the importance quantizer run with the same weights
+    /// (σ² = 0 and x-independent weights are not expressible there, so the imatrix path is reproduced with
+    /// one block per row: weights = importance·sqrt(σ² + x²) computed the same way), the round trip stays
+    /// exact, and the grid differs from the min/max fit on some blocks. Other types ignore importance.
+    @Test(arguments: QuantizeTests.quantTypes)
+    func importanceFit(_ t: GGMLType) throws {
+        let grid = try GGMLGrid(type: t)
+        var rng = SeededNormal(state: 99 + UInt64(t.rawValue))
+        let x = rng.array(24 * t.blockSize)
+        let importance = (0..<t.blockSize).map { i in i % 7 == 0 ? 50 : Float(i % 3) + 0.5 }
+        var changed = 0
+        for b in 0..<24 {
+            let xb = Array(x[b * t.blockSize..<(b + 1) * t.blockSize])
+            let f = fitAndPack(grid, xb[...], importance: importance)
+            let plain = fitAndPack(grid, xb[...])
+            guard t.importanceQuantizer != nil else {
+                #expect(f.parameters == plain.parameters, "\(t) block \(b): importance must be ignored")
+                continue
+            }
+            if f.parameters != plain.parameters { changed += 1 }
+            let y = try dequantized(t, f.packed, count: t.blockSize)
+            for i in 0..<t.blockSize {
+                let v = f.scale[i] * Float(f.codes[i]) + f.offset[i]
+                #expect(y[i].bitPattern == v.bitPattern || (y[i] == 0 && v == 0), "\(t) block \(b) weight \(i)")
+            }
+            // One block as a one-row tensor through the imatrix quantizer: weights importance·sqrt(σ² + x²).
+            var sumX2: Float = 0
+            for v in xb { sumX2 += v * v }
+            let sigma2 = sumX2 / Float(t.blockSize)
+            let weights = (0..<t.blockSize).map { importance[$0] * (sigma2 + xb[$0] * xb[$0]).squareRoot() }
+            let viaGrid = fitAndPack(grid, xb[...], importance: weights)
+            let viaImatrix = try xb.withUnsafeBufferPointer {
+                try quantizeTensor(t, rows: 1, cols: t.blockSize, from: $0.baseAddress!, importance: importance)
+            }
+            let codeBits = zip(pack(grid, [UInt8](repeating: 0, count: t.typeSize), [UInt8](repeating: 0, count: t.blockSize)),
+                               pack(grid, [UInt8](repeating: 0, count: t.typeSize), [UInt8](repeating: UInt8(grid.maxCode), count: t.blockSize))).map { $0 | $1 }
+            #expect((0..<t.typeSize).allSatisfy { viaGrid.parameters[$0] & ~codeBits[$0] == viaImatrix[$0] & ~codeBits[$0] },
+                    "\(t) block \(b): grid fit and imatrix quantizer disagree on the scales")
+        }
+        if t.importanceQuantizer != nil { #expect(changed > 0, "\(t): importance never changed the fit") }
     }
 
     /// Nearest codes on the stored grid vs the reference quantizer's codes (read back from its bytes

@@ -165,13 +165,14 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
     return scale, -mn, L
 
 
-def make_qx_quants_rmse1(x, nmax):
-    """make_qx_quants(n, nmax, x, L, rmse_type=1, qw=NULL): returns (scale, L in 0..2*nmax-1)."""
+def make_qx_quants_rmse1(x, nmax, qw=None):
+    """make_qx_quants(n, nmax, x, L, rmse_type=1, qw): returns (scale, L in 0..2*nmax-1); weights x*x
+    when qw is None."""
     n = len(x)
     mx = first_absmax(x)
     if abs(mx) < GROUP_MAX_EPS:
         return f32(0), np.zeros(n, np.int64)
-    w = x * x
+    w = x * x if qw is None else np.asarray(qw, dtype=f32)
 
     def trial(iscale):
         l = np.clip(nearest_int(iscale * x), -nmax, nmax - 1)
@@ -411,6 +412,83 @@ def q6_K(x: np.ndarray) -> bytes:
             ql[64 * h + l + 32] = (q2 & 0xF) | ((q4 & 0xF) << 4)
             qh[32 * h + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)
     return bytes(ql) + bytes(qh) + bytes(s & 0xFF for s in sc) + np.uint16(d).tobytes()
+
+
+# ---------------------------------------------------------------- importance-matrix quantizers
+
+def make_qkx3_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
+    """make_qkx3_quants: returns (scale, the_min, L). As make_qkx2_quants with `max <= min` -> zeros and
+    candidate codes nearest_int(min(v, nmax)) for v > 0, else 0."""
+    n = len(x)
+    mn, mx = f32(x.min()), f32(x.max())
+    sum_w = seqsum(w, from_first=True)
+    sum_x = seqsum(w * x, from_first=True)
+    if mn > 0:
+        mn = f32(0)
+    if mx <= mn:
+        return f32(0), -mn, np.zeros(n, np.int64)
+    iscale = f32(nmax) / (mx - mn)
+    scale = f32(1) / iscale
+    L = np.clip(nearest_int(iscale * (x - mn)), 0, nmax)
+    diff = scale * L.astype(f32) + mn - x
+    diff = np.abs(diff) if use_mad else diff * diff
+    best_error = seqsum(w * diff)
+    if nstep < 1:
+        return scale, -mn, L
+    for is_ in range(nstep + 1):
+        iscale = (f32(rmin) + f32(rdelta) * f32(is_) + f32(nmax)) / (mx - mn)
+        v = iscale * (x - mn)
+        laux = np.where(v > 0, nearest_int(np.minimum(v, f32(nmax))), 0)
+        lf = laux.astype(f32)
+        sum_l = seqsum(w * lf)
+        sum_l2 = seqsum(w * lf * lf)
+        sum_xl = seqsum(w * lf * x)
+        D = sum_w * sum_l2 - sum_l * sum_l
+        if D > 0:
+            this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
+            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D
+            if this_min > 0:
+                this_min = f32(0)
+                this_scale = sum_xl / sum_l2
+            diff = this_scale * lf + this_min - x
+            diff = np.abs(diff) if use_mad else diff * diff
+            cur_error = seqsum(w * diff)
+            if cur_error < best_error:
+                L, best_error, scale, mn = laux, cur_error, this_scale, this_min
+    return scale, -mn, L
+
+
+def _imatrix_block(name, xb, weight):
+    """One block of quantize_row_<name>_impl given the combined weights."""
+    if name in ("Q4_0", "Q5_0"):
+        nmax = 8 if name == "Q4_0" else 16
+        d, L = make_qx_quants_rmse1(xb, nmax, weight)
+        head = np.uint16(f16_bits(d)).tobytes()
+    else:
+        nmax = 15 if name == "Q4_1" else 31
+        d, the_min, L = make_qkx3_quants(xb, weight, nmax, -0.9, 0.05, 36, False)
+        head = np.uint16(f16_bits(d)).tobytes() + np.uint16(f16_bits(-the_min)).tobytes()
+    L = np.asarray(L, dtype=np.int64)
+    qs = bytes(int((L[j] & 0xF) | ((L[j + 16] & 0xF) << 4)) for j in range(16))
+    if name in ("Q4_0", "Q4_1"):
+        return head + qs
+    return head + _qh(L) + qs
+
+
+def quantize_imatrix(name: str, x: np.ndarray, imatrix: np.ndarray) -> bytes:
+    """quantize_<name>(src, dst, nrow, n_per_row, quant_weights) for Q4_0/Q4_1/Q5_0/Q5_1: x (rows, cols),
+    imatrix (cols,). Per row sigma2 = sum(x^2)/n, weight[j] = qw[j] * sqrtf(sigma2 + x[j]^2)."""
+    x = np.asarray(x, dtype=f32)
+    imatrix = np.asarray(imatrix, dtype=f32)
+    out = []
+    with np.errstate(all="ignore"):
+        for row in x:
+            sigma2 = seqsum(row * row) / f32(len(row))
+            for b in range(len(row) // 32):
+                xb = row[32 * b: 32 * b + 32]
+                weight = imatrix[32 * b: 32 * b + 32] * np.sqrt(sigma2 + xb * xb)
+                out.append(_imatrix_block(name, xb, weight))
+    return b"".join(out)
 
 
 QUANTIZERS = {"Q4_0": (32, q4_0), "Q4_1": (32, q4_1), "Q5_0": (32, q5_0), "Q5_1": (32, q5_1), "Q8_0": (32, q8_0),

@@ -9,7 +9,9 @@
 /// a Float to what `dequantizeRow` gives for the packed block (see `QuantGrid` for the one sign-of-zero
 /// exception and the finite-scale condition).
 ///
-/// `importance` is ignored: the reference quantizers take no importance matrix.
+/// With `importance` (per column of the group, e.g. diag(H)), types that have llama.cpp's weighted scale
+/// search (`GGMLType.importanceQuantizer`: Q4_0, Q4_1, Q5_0, Q5_1) fit the block with it, weights used as
+/// given; the other types ignore it and fit as their reference quantizer.
 public struct GGMLGrid: QuantGrid {
     public let type: GGMLType
     public let groupSize: Int
@@ -31,7 +33,15 @@ public struct GGMLGrid: QuantGrid {
     public func fit(weights w: UnsafePointer<Float>, importance: UnsafePointer<Float>?,
                     parameters: UnsafeMutableRawPointer,
                     scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
-        type.blockQuantizer!.fit(block: w, parameters: parameters, scale: scale, offset: offset)
+        if let importance, let q = type.importanceQuantizer {
+            // The search's own codes are not used: the solver picks codes on the fitted grid.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: groupSize) { codes in
+                q.fitWeighted(block: w, weights: importance, parameters: parameters, codes: codes.baseAddress!,
+                              scale: scale, offset: offset)
+            }
+        } else {
+            type.blockQuantizer!.fit(block: w, parameters: parameters, scale: scale, offset: offset)
+        }
     }
 
     /// Writes one block (`parameterBytes` bytes at `block`): the fitted `parameters` with the codes

@@ -85,10 +85,12 @@ private func signedAbsMax(_ x: UnsafePointer<Float>, _ n: Int) -> (max: Float, a
     return (mx, amax)
 }
 
-/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)`: symmetric codes `L − nmax` in
-/// `−nmax...nmax−1` (L written in 0...2·nmax−1); weights x², 19 candidate inverse scales
-/// `−(nmax + 0.1·is) / max`, the best least-squares scale kept. Returns the scale (0 for a zero group).
-func makeQXQuants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutablePointer<UInt8>) -> Float {
+/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw)`: symmetric codes `L − nmax` in
+/// `−nmax...nmax−1` (L written in 0...2·nmax−1); weights `qw` (x² when nil), 19 candidate inverse
+/// scales `−(nmax + 0.1·is) / max`, the best weighted least-squares scale kept. Returns the scale
+/// (0 for a zero group).
+func makeQXQuants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutablePointer<UInt8>,
+                  weights qw: UnsafePointer<Float>? = nil) -> Float {
     let (mx, amax) = signedAbsMax(x, n)
     if amax < groupMaxEps {
         for i in 0..<n { L[i] = 0 }
@@ -99,7 +101,7 @@ func makeQXQuants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutable
     for i in 0..<n {
         let l = max(-nmax, min(nmax - 1, nearestInt(iscale * x[i])))
         L[i] = UInt8(l + nmax)
-        let w = x[i] * x[i], lf = Float(l)
+        let w = qw?[i] ?? x[i] * x[i], lf = Float(l)
         sumlx += w * x[i] * lf
         suml2 += w * lf * lf
     }
@@ -111,7 +113,7 @@ func makeQXQuants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutable
         suml2 = 0
         for i in 0..<n {
             let l = max(-nmax, min(nmax - 1, nearestInt(iscale * x[i])))
-            let w = x[i] * x[i], lf = Float(l)
+            let w = qw?[i] ?? x[i] * x[i], lf = Float(l)
             sumlx += w * x[i] * lf
             suml2 += w * lf * lf
         }
@@ -165,4 +167,75 @@ func makeQ3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutable
     }
     for i in 0..<n { L[i] += Int8(nmax) }
     return suml2 > 0 ? sumlx / suml2 : 0
+}
+
+/// `make_qkx3_quants(n, nmax, x, weights, L, &the_min, Laux, rmin, rdelta, nstep, use_mad)`: as
+/// `make_qkx2_quants` (affine `scale·L + min`, min clamped to ≤ 0, weighted least squares over
+/// `nstep + 1` candidate inverse scales) with ggml's later guards: `max <= min` gives all-zero codes,
+/// and a candidate code is `nearest_int(min(v, nmax))` only for v > 0 (else 0), so a best minimum near
+/// the maximum cannot overflow. Weights x² when nil. Returns (scale, the_min = −min).
+func makeQKX3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, weights: UnsafePointer<Float>?,
+                    L: UnsafeMutablePointer<UInt8>, Laux: UnsafeMutablePointer<UInt8>,
+                    rmin: Float, rdelta: Float, nstep: Int, useMAD: Bool) -> (scale: Float, min: Float) {
+    @inline(__always) func weight(_ i: Int) -> Float { weights?[i] ?? x[i] * x[i] }
+    var mn = x[0], mx = x[0]
+    var sumW = weight(0)
+    var sumX = sumW * x[0]
+    for i in 1..<n {
+        if x[i] < mn { mn = x[i] }
+        if x[i] > mx { mx = x[i] }
+        let w = weight(i)
+        sumW += w
+        sumX += w * x[i]
+    }
+    if mn > 0 { mn = 0 }
+    if mx <= mn {
+        for i in 0..<n { L[i] = 0 }
+        return (0, -mn)
+    }
+    var iscale = Float(nmax) / (mx - mn)
+    var scale = 1 / iscale
+    var bestError: Float = 0
+    for i in 0..<n {
+        let l = max(0, min(nmax, nearestInt(iscale * (x[i] - mn))))
+        L[i] = UInt8(l)
+        var diff = scale * Float(l) + mn - x[i]
+        diff = useMAD ? abs(diff) : diff * diff
+        bestError += weight(i) * diff
+    }
+    if nstep < 1 { return (scale, -mn) }
+    for step in 0...nstep {
+        iscale = (rmin + rdelta * Float(step) + Float(nmax)) / (mx - mn)
+        var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
+        for i in 0..<n {
+            let v = iscale * (x[i] - mn)
+            let l: Int32 = v > 0 ? nearestInt(min(v, Float(nmax))) : 0
+            Laux[i] = UInt8(l)
+            let w = weight(i), lf = Float(l)
+            sumL += w * lf
+            sumL2 += w * lf * lf
+            sumXL += w * lf * x[i]
+        }
+        let D = sumW * sumL2 - sumL * sumL
+        guard D > 0 else { continue }
+        var thisScale = (sumW * sumXL - sumX * sumL) / D
+        var thisMin = (sumL2 * sumX - sumL * sumXL) / D
+        if thisMin > 0 {
+            thisMin = 0
+            thisScale = sumXL / sumL2
+        }
+        var curError: Float = 0
+        for i in 0..<n {
+            var diff = thisScale * Float(Laux[i]) + thisMin - x[i]
+            diff = useMAD ? abs(diff) : diff * diff
+            curError += weight(i) * diff
+        }
+        if curError < bestError {
+            for i in 0..<n { L[i] = Laux[i] }
+            bestError = curError
+            scale = thisScale
+            mn = thisMin
+        }
+    }
+    return (scale, -mn)
 }
