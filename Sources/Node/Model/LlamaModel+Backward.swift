@@ -257,7 +257,9 @@ public final class GradientPass: @unchecked Sendable {
     /// ∂loss/∂params, laid out like the model's parameters (view a tensor with `gradient(_:)`).
     public let grads: FloatBuffer
 
-    public init(model: LlamaModel, B: Int, T: Int) throws {
+    /// `grads`: an arena from `model.makeGradients()` to share with other passes (e.g. micro-batches of
+    /// another size accumulating one data set's gradient); a new one by default.
+    public init(model: LlamaModel, B: Int, T: Int, grads: FloatBuffer? = nil) throws {
         guard model.hasEmbedding && model.hasHead && model.layers == 0..<model.config.nLayers else {
             throw ModelRuntimeError.shape("GradientPass needs the whole model on one node (held blocks \(model.layers))")
         }
@@ -268,7 +270,8 @@ public final class GradientPass: @unchecked Sendable {
         self.B = B
         self.T = T
         acts = TrainingActivations(config: model.config, layers: model.layers.count, B: B, T: T)
-        grads = model.makeGradients()
+        if let grads { precondition(grads.count == model.layout.total, "a gradient arena of another model") }
+        self.grads = grads ?? model.makeGradients()
     }
 
     public func zeroGradients() { grads.buffer.update(repeating: 0) }
