@@ -1,4 +1,5 @@
-// Row-wise and elementwise kernels of the LLaMA block: RMSNorm, SwiGLU, residual add, softmax.
+// Row-wise and elementwise kernels of the LLaMA block and their backward passes: RMSNorm, SwiGLU,
+// residual add, softmax.
 // Vectorised with SIMD8 and several accumulators: Swift will not reassociate scalar float sums.
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,23 @@ public func rmsnormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutable
     }
 }
 
+/// dout (N,C), inp (N,C), weight (C), rstd (N) -> dinp (N,C) +=, dweight (C) +=.
+/// With y = x·r·w and r = (mean(x²) + eps)^(-1/2): dx = r·(dy⊙w) − x·r³·⟨dy⊙w, x⟩/C, dw += Σₙ dy⊙x·r.
+public func rmsnormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,
+                            dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                            rstd: UnsafePointer<Float>, N: Int, C: Int) {
+    for n in 0..<N {
+        let x = inp + n * C, dy = dout + n * C, dx = dinp + n * C
+        let r = rstd[n]
+        // ⟨dy⊙w, x⟩ in Double: it is a difference of terms of either sign.
+        var proj = 0.0
+        for c in 0..<C { proj += Double(dy[c] * weight[c]) * Double(x[c]) }
+        let k = Float(proj / Double(C)) * r * r
+        for c in 0..<C { dx[c] += r * (dy[c] * weight[c] - x[c] * k) }
+        if let dweight { for c in 0..<C { dweight[c] += dy[c] * x[c] * r } }
+    }
+}
+
 /// gate (N,H), up (N,H) -> out (N,H) = silu(gate) * up.
 public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
     var i = 0
@@ -44,6 +62,30 @@ public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<
     while i < count {
         let g = gate[i]
         out[i] = g / (1 + expf(-g)) * up[i]
+        i += 1
+    }
+}
+
+/// dout (N,H), gate (N,H), up (N,H) -> dgate (N,H) +=, dup (N,H) +=.
+/// silu(g) = g·σ(g), silu'(g) = σ(g)·(1 + g·(1 − σ(g))).
+public func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                           gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD8<Float>.self)
+        let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD8<Float>.self)
+        let d = UnsafeRawPointer(dout + i).loadUnaligned(as: SIMD8<Float>.self)
+        let s = 1 / (1 + vexp(-g))
+        let dg = UnsafeRawPointer(dgate + i).loadUnaligned(as: SIMD8<Float>.self) + d * u * s * (1 + g * (1 - s))
+        let du = UnsafeRawPointer(dup + i).loadUnaligned(as: SIMD8<Float>.self) + d * g * s
+        UnsafeMutableRawPointer(dgate + i).storeBytes(of: dg, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dup + i).storeBytes(of: du, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        let g = gate[i], s = 1 / (1 + expf(-g))
+        dgate[i] += dout[i] * up[i] * s * (1 + g * (1 - s))
+        dup[i] += dout[i] * g * s
         i += 1
     }
 }
