@@ -19,3 +19,14 @@ elif kind == "forward":
 elif kind == "eval":
     label, wall = sys.argv[2], sys.argv[3]
     print("| %s | %.4f ± %.4f | %s s |" % (label, data["perplexity"], data["standardError"], wall))
+elif kind == "gptq":
+    peak = float(sys.argv[2])
+    for m in data:
+        s, g = m["seconds"], m["gflops"]
+        total = sum(s[k] for k in ("accumulate", "prepare", "invert", "sweep", "metrics"))
+        print("| %d×%d | %s | %d | %.3f (%.1f, %.0f %%) | %.3f (%.1f, %.0f %%) | %.3f (%.1f, %.0f %%) | %.3f | %.3f | %.3f |" % (
+            m["rows"], m["cols"], m["grid"], m["tokens"],
+            s["accumulate"], g["accumulate"], 100 * g["accumulate"] / peak,
+            s["invert"], g["invert"], 100 * g["invert"] / peak,
+            s["sweep"], g["sweep"], 100 * g["sweep"] / peak,
+            s["prepare"], s["metrics"], total))

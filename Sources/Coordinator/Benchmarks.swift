@@ -67,3 +67,55 @@ public func benchmarkForward(model: LlamaModel, B: Int, T: Int, passes: Int) thr
     return ForwardBenchmark(batch: B, context: T, passes: passes, secondsPerPass: total,
                             tokensPerSecond: Double(B * T) / total, seconds: secs, gflops: gf)
 }
+
+/// One GPTQ module shape timed by phase, beside the cost model (`GPTQ.flops`).
+public struct GPTQBenchmark: Codable, Sendable {
+    public var rows: Int, cols: Int, tokens: Int
+    public var grid: String
+    /// Seconds per phase: accumulate XᵀX over `tokens` rows (in micro-batches of 2048), then `GPTQ.solve`'s
+    /// prepare, invert (damping + three factorizations), sweep, metrics (RTN baseline and both errors).
+    public var seconds: [String: Double]
+    /// Cost-model FLOPs / measured seconds, for accumulate, invert and sweep.
+    public var gflops: [String: Double]
+}
+
+/// Times accumulation and a GPTQ solve for a (rows, cols) layer over `tokens` synthetic calibration rows
+/// (correlated Gaussian inputs, so H is dense and well conditioned like a real one).
+public func benchmarkGPTQ(rows: Int, cols: Int, tokens: Int, grid: any QuantGrid, gridName: String,
+                          blockSize: Int = 128) throws -> GPTQBenchmark {
+    var state: UInt64 = 0x5EED
+    func uniform() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Float((z ^ (z >> 31)) >> 40) * 0x1p-24 - 0.5
+    }
+    let chunk = 2048
+    // Inputs: a shared component plus noise per column, scaled per column (like activations' channel scales).
+    let colScale = (0..<cols).map { _ in 0.2 + 2 * abs(uniform()) }
+    let x = FloatBuffer(count: chunk * cols)
+    let h = LayerHessian(columns: cols)
+    var accumulate = 0.0
+    var done = 0
+    while done < tokens {
+        let n = min(chunk, tokens - done)
+        for r in 0..<n {
+            let shared = uniform()
+            for c in 0..<cols { x.base[r * cols + c] = colScale[c] * (shared + uniform()) }
+        }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        h.accumulate(x.base, rows: n)
+        accumulate += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        done += n
+    }
+    let W = (0..<(rows * cols)).map { _ in uniform() * 0.1 }
+    let r = try GPTQ(blockSize: blockSize).solve(W: W, rows: rows, cols: cols, H: h, grid: grid)
+    let f = GPTQ.flops(rows: rows, cols: cols, tokens: tokens)
+    let s = r.seconds
+    return GPTQBenchmark(rows: rows, cols: cols, tokens: tokens, grid: gridName,
+                         seconds: ["accumulate": accumulate, "prepare": s.prepare, "invert": s.invert,
+                                   "sweep": s.sweep, "metrics": s.metrics],
+                         gflops: ["accumulate": f.accumulate / accumulate / 1e9, "invert": f.invert / s.invert / 1e9,
+                                  "sweep": f.sweep / s.sweep / 1e9])
+}

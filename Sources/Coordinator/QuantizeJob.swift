@@ -89,7 +89,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     let tokenizer = try? openTokenizer(for: source, path: job.tokenizerPath)
     var calibration: CalibrationSet? = nil
     var calibrationDescription = "none (RTN)"
-    if job.options.method == .gptq {
+    if job.options.method == .gptq || job.options.importanceFit {
         if let text = job.calibrationText {
             guard let data = FileManager.default.contents(atPath: text) else {
                 throw CalibrationError.invalid("--calib \(text): cannot read the file")

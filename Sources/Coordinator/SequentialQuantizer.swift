@@ -59,6 +59,15 @@ public struct SequentialOptions: Sendable {
     public var dampPercent: Double = 0.01
     public var blockSize: Int = 128
     public var actOrder: Bool = false
+    /// Fit each block's / group's scales with the layer's imatrix diag(H) as per-weight importance
+    /// (llama.cpp's weighted scale search) instead of the reference min/max rule. GGUF Q4_0/Q4_1/Q5_0/Q5_1 only.
+    public var importanceFit: Bool = false
+    /// GPTQ's shrinkage of H toward its diagonal (`GPTQ.shrink`). The library default is the paper's 0;
+    /// the CLI's is `defaultShrink`.
+    public var shrink: Double = 0
+    /// The CLI's default β: the best measured on SmolLM2 calibrated on tiny shakespeare and evaluated on
+    /// WikiText-2 (BENCHMARKS.md, "GPTQ shrinkage").
+    public static let defaultShrink = 0.8
     /// Calibration samples per forward micro-batch.
     public var microBatch: Int = 4
     public init() {}
@@ -111,7 +120,8 @@ public final class SequentialQuantizer {
         guard options.method == .rtn || calibration != nil else {
             throw CalibrationError.invalid("GPTQ needs calibration samples (--calib, or data-free sampling)")
         }
-        let gptq = options.method == .gptq && calibration != nil
+        // Calibration forwards run for GPTQ, and for RTN with an importance fit (the imatrix is diag(H)).
+        let gptq = (options.method == .gptq || options.importanceFit) && calibration != nil
         let shards = MicroShards(samples: calibration?.samples.count ?? 0, microBatch: options.microBatch)
         let mine = shards.local(rank: comm.rank, size: comm.size)
         let localSamples = shards.localSamples(rank: comm.rank, size: comm.size)
@@ -288,8 +298,10 @@ public final class SequentialQuantizer {
         var report = ModuleReport(name: name, rows: rows, cols: cols, storage: storage, method: options.method.rawValue,
                                   gptqError: nil, rtnError: nil, damping: nil, fallback: nil, seconds: 0)
         if options.method == .gptq, let H {
-            let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder)
-            let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid)
+            let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder,
+                              shrink: options.shrink)
+            let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid,
+                                     importance: options.importanceFit ? H.diagonal : nil)
             report.gptqError = r.gptqError
             report.rtnError = r.rtnError
             report.damping = r.damping
@@ -303,7 +315,12 @@ public final class SequentialQuantizer {
         // RTN: ggml types use llama.cpp's reference quantizer bit for bit; integer grids round on the grid.
         switch t {
         case .ggml(let type):
-            let bytes = try W.withUnsafeBufferPointer { try quantizeTensor(type, rows: rows, cols: cols, from: $0.baseAddress!) }
+            // With an importance fit: llama.cpp's imatrix quantizer, the imatrix being this layer's diag(H).
+            let imatrix = options.importanceFit ? H?.diagonal : nil
+            let bytes = try W.withUnsafeBufferPointer { w in
+                try imatrix.map { try quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!, importance: $0) }
+                    ?? quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!)
+            }
             var deq = [Float](repeating: 0, count: rows * cols)
             try bytes.withUnsafeBytes { raw in
                 try deq.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) }

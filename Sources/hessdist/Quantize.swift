@@ -42,6 +42,10 @@ struct Quantize: ParsableCommand {
     @Option(help: "GPTQ damping as a fraction of mean diag(H); 0.01 is the paper's default, raised automatically when H is singular.")
     var damp = 0.01
     @Flag(help: "GPTQ act-order (descending diag(H)), with static groups.") var actOrder = false
+    @Option(help: "GPTQ shrinkage of H toward its diagonal, β in [0, 1]: solve with (1-β)·H + β·diag(H). 0 is the paper's GPTQ, 1 is importance-weighted rounding; the default is the best measured out of the calibration domain (BENCHMARKS.md).")
+    var shrink = SequentialOptions.defaultShrink
+    @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; Q4_0/Q4_1/Q5_0/Q5_1). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
+    var importanceFit: Bool?
 
     @Option(help: "Output path (GGUF file, or directory for gptq).") var out: String
     @Option(help: "JSON report path (default: <out>.report.json).") var report: String?
@@ -51,6 +55,7 @@ struct Quantize: ParsableCommand {
         guard microBatch >= 1 else { throw ValidationError("--micro-batch \(microBatch): expected >= 1") }
         guard seqlen >= 2 else { throw ValidationError("--seqlen \(seqlen): expected >= 2") }
         guard damp > 0, damp < 1 else { throw ValidationError("--damp \(damp): expected a fraction in (0, 1)") }
+        guard (0...1).contains(shrink) else { throw ValidationError("--shrink \(shrink): expected β in [0, 1]") }
         guard type.isQuantizable || type == .f16 || type == .f32 else {
             throw ValidationError("--type \(type): not a type we write")
         }
@@ -75,6 +80,8 @@ struct Quantize: ParsableCommand {
         job.options.method = method
         job.options.dampPercent = damp
         job.options.actOrder = actOrder
+        job.options.importanceFit = importanceFit ?? (method == .gptq)
+        job.options.shrink = shrink
         job.options.microBatch = microBatch
         // Under mpirun (or any launcher that sets the MPI environment) join the world; otherwise stay
         // a plain single process with no MPI at all.

@@ -43,16 +43,17 @@ import TestSupport
 
     // MARK: NumPy reference
 
-    @Test(arguments: [(false, true, false, 4), (true, true, false, 4), (true, false, false, 4), (false, true, true, 3)])
-    func codesMatchNumpyReference(_ c: (Bool, Bool, Bool, Int)) throws {
-        let (actOrder, staticGroups, symmetric, bits) = c
+    @Test(arguments: [(false, true, false, 4, 0.0), (true, true, false, 4, 0.0), (true, false, false, 4, 0.0),
+                      (false, true, true, 3, 0.0), (false, true, false, 4, 0.8), (true, false, true, 4, 0.5)])
+    func codesMatchNumpyReference(_ c: (Bool, Bool, Bool, Int, Double)) throws {
+        let (actOrder, staticGroups, symmetric, bits, shrink) = c
         let rows = 16, cols = 64, N = 256, gs = 32
         var r = LCG(s: 42)
         let W = r.normals(rows * cols).map { $0 * 0.05 }
         let X = Self.correlatedInputs(N: N, cols: cols, seed: 7)
         let grid = try IntegerGroupGrid(bits: bits, groupSize: gs, columns: cols, symmetric: symmetric)
         // blockSize 40: blocks cut at group starts (32), 16-column sub-blocks, lazy updates across blocks.
-        let res = try GPTQ(blockSize: 40, actOrder: actOrder, staticGroups: staticGroups)
+        let res = try GPTQ(blockSize: 40, actOrder: actOrder, staticGroups: staticGroups, shrink: shrink)
             .solve(W: W, rows: rows, cols: cols, H: Self.hessian(X, N: N, cols: cols), grid: grid)
         #expect(res.fallback == .none)
 
@@ -63,7 +64,7 @@ import TestSupport
         try Self.writeF32(X, xPath)
         try runPython("gptq_reference.py", [wPath, xPath, "\(rows)", "\(cols)", "\(N)", "\(bits)", "\(gs)",
                                             symmetric ? "1" : "0", actOrder ? "1" : "0", staticGroups ? "1" : "0",
-                                            "0.01", out])
+                                            "0.01", "\(shrink)", out])
         let refCodes = try readF32(out + ".codes.f32").map { UInt8($0) }
         let refQ = try readF32(out + ".q.f32"), refErr = try readF32(out + ".err.f32")
         // Ours is float32 (ssyrk, spotrf, sgemm), the reference float64; the grid arithmetic is the same
@@ -109,6 +110,48 @@ import TestSupport
         }
     }
 
+    /// Full shrinkage (β = 1) leaves only diag(H): Hinv is diagonal, no error is pushed to later columns,
+    /// so GPTQ is round-to-nearest on the same grid, code for code, for ggml blocks and integer groups alike.
+    /// In between, the calibration error lies between GPTQ's and RTN's.
+    @Test func fullShrinkageIsRoundToNearest() throws {
+        let rows = 16, cols = 128, N = 400
+        var r = LCG(s: 31)
+        let W = r.normals(rows * cols).map { $0 * 0.03 }
+        let H = Self.hessian(Self.correlatedInputs(N: N, cols: cols, seed: 4), N: N, cols: cols)
+        let grids: [any QuantGrid] = [try IntegerGroupGrid(bits: 3, groupSize: 32, columns: cols),
+                                      try GGMLGrid(type: .q4_0), try GGMLGrid(type: .q5_1)]
+        for grid in grids {
+            for actOrder in [false, true] {
+                let full = try GPTQ(actOrder: actOrder, shrink: 1).solve(W: W, rows: rows, cols: cols, H: H, grid: grid)
+                let rtn = roundToNearestCodes(W, rows: rows, cols: cols, grid: grid)
+                #expect(full.codes == rtn, "\(grid) act-order \(actOrder)")
+                #expect(full.gptqError == full.rtnError)
+                let none = try GPTQ(actOrder: actOrder).solve(W: W, rows: rows, cols: cols, H: H, grid: grid)
+                let half = try GPTQ(actOrder: actOrder, shrink: 0.5).solve(W: W, rows: rows, cols: cols, H: H, grid: grid)
+                #expect(none.gptqError < half.gptqError && half.gptqError < full.gptqError,
+                        "\(grid): \(none.gptqError), \(half.gptqError), \(full.gptqError)")
+            }
+        }
+    }
+
+    /// Codes of plain rounding on `grid` fitted from W, group by group.
+    func roundToNearestCodes(_ W: [Float], rows: Int, cols: Int, grid: any QuantGrid) -> [UInt8] {
+        let gs = grid.groupSize
+        var codes = [UInt8](repeating: 0, count: rows * cols)
+        var p = [UInt8](repeating: 0, count: grid.parameterBytes)
+        var s = [Float](repeating: 0, count: gs), o = s
+        W.withUnsafeBufferPointer { w in
+            for row in 0..<rows {
+                for g in stride(from: 0, to: cols, by: gs) {
+                    p.withUnsafeMutableBytes { grid.fit(weights: w.baseAddress! + row * cols + g, importance: nil,
+                                                        parameters: $0.baseAddress!, scale: &s, offset: &o) }
+                    for k in 0..<gs { codes[row * cols + g + k] = grid.nearestCode(w[row * cols + g + k], scale: s[k], offset: o[k]) }
+                }
+            }
+        }
+        return codes
+    }
+
     // MARK: Weights already on the grid
 
     /// W built on the grid with codes 0 and maxq in every (row, group), so the min-max fit is idempotent;
@@ -122,7 +165,8 @@ import TestSupport
         for row in 0..<rows {
             for g in 0..<(cols / gs) {
                 let scale = Float(Float16(0.001 + 0.01 * r.uniform()))
-                let zero = Float(Int(r.uniform() * 16))
+                // Zero points 1...15: v1 checkpoints cannot store 0, so the fit never returns it.
+                let zero = Float(1 + Int(r.uniform() * 15))
                 for k in 0..<gs {
                     let q = k == 0 ? 0 : k == 1 ? 15 : Int(r.uniform() * 16)
                     codes[row * cols + g * gs + k] = UInt8(q)
@@ -181,6 +225,34 @@ import TestSupport
     }
 
     // MARK: Dead columns and fallbacks
+
+    /// GPTQ v1 stores zero − 1, so an asymmetric fit never returns zero 0: an all-positive group (and one
+    /// whose minimum is above −scale/2) gets zero 1 and scale xmax/(maxq − 1), and still rounds every weight
+    /// within half a step; groups that reach below keep the min-max fit.
+    @Test func asymmetricZeroPointIsAtLeastOne() throws {
+        let grid = try IntegerGroupGrid(bits: 4, groupSize: 8, columns: 8)
+        func fit(_ w: [Float]) -> (s: Float, o: Float, zero: UInt8) {
+            var p = [UInt8](repeating: 0, count: grid.parameterBytes)
+            var s = [Float](repeating: 0, count: 8), o = s
+            w.withUnsafeBufferPointer { wb in
+                p.withUnsafeMutableBytes { grid.fit(weights: wb.baseAddress!, importance: nil, parameters: $0.baseAddress!,
+                                                    scale: &s, offset: &o) }
+            }
+            return (s[0], o[0], p[grid.parameterBytes - 1])
+        }
+        for w: [Float] in [[0.1, 0.5, 0.9, 1.5, 0.3, 2.0, 0.7, 1.1], [-0.01, 0.5, 0.9, 1.5, 0.3, 2.0, 0.7, 1.1]] {
+            let f = fit(w)
+            #expect(f.zero == 1)
+            #expect(f.s == Float(Float16(Float(2.0) / 14)))
+            #expect(f.o == -f.s)
+            for x in w {
+                let q = grid.nearestCode(x, scale: f.s, offset: f.o)
+                #expect(abs(f.s * Float(q) + f.o - x) <= f.s / 2 * 1.001, "\(x) -> code \(q)")
+            }
+        }
+        let mixed = fit([-0.5, 0.5, 0.9, 1.5, 0.3, 2.0, 0.7, 1.1])
+        #expect(mixed.zero == 3 && mixed.s == Float(Float16(Float(2.5) / 15)))
+    }
 
     @Test func deadColumnsQuantizeToZero() throws {
         let rows = 8, cols = 64, N = 128, dead = [3, 40]

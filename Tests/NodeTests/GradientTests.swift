@@ -81,7 +81,10 @@ import HessianDist
         for (j, name) in model.heldTensorNames.enumerated() {
             let gb = one.gradient(name), g = both.gradient(name)
             let mean = zip(ga[j], gb).map { ($0 + $1) / 2 }
-            #expect(maxRelativeError(g, mean, floor: 1e-3).err < 1e-4, "\(name)")
+            // float32: B = 2 and B = 1 sum in different orders, so entries far below the tensor's largest
+            // differ by its rounding; measure against the tensor's scale (a sum instead of a mean is off by 100 %).
+            let scale = mean.reduce(Float(0)) { max($0, abs($1)) }
+            #expect(maxRelativeError(g, mean, floor: max(1e-3, 0.01 * scale)).err < 1e-4, "\(name)")
         }
     }
 

@@ -6,7 +6,7 @@ pushed onto all later columns at once, which the paper shows is the same result)
 The grid arithmetic (min-max fit, fp16 scale, nearest code, Q = scale*q + offset) is done in float32 with
 the same operations as IntegerGroupGrid / QuantGrid.nearestCode, so codes can match bit for bit.
 
-usage: gptq_reference.py W.f32 X.f32 rows cols N bits groupsize sym actorder static damp out_prefix
+usage: gptq_reference.py W.f32 X.f32 rows cols N bits groupsize sym actorder static damp shrink out_prefix
   writes out_prefix.codes.f32, out_prefix.q.f32 (rows*cols, natural order) and out_prefix.err.f32
   ([gptq error, rtn error] as tr(dW H dW^T) with H = 2/N X^T X).
 usage: gptq_reference.py --xtx X.f32 N cols out.f32   writes X^T X (float64 math, stored float32).
@@ -35,6 +35,13 @@ def fit(w, bits, sym):
         z = np.full_like(s, F32(((1 << bits) - 1 + 1) // 2))
     else:
         z = np.clip(np.round(-xmin / s), F32(0), maxq).astype(F32)
+        # GPTQ v1 stores zero - 1: a zero of 0 is refitted as scale = xmax / (maxq - 1), zero = 1.
+        low = z == 0
+        s2 = (xmax / (maxq - F32(1))).astype(F32)
+        s2 = np.minimum(s2, F32(65504)).astype(np.float16).astype(F32)
+        s2 = np.maximum(s2, F32(np.finfo(np.float16).smallest_subnormal))
+        s = np.where(low, s2, s).astype(F32)
+        z = np.where(low, F32(1), z).astype(F32)
     return s, (-(s * z)).astype(F32)
 
 
@@ -49,7 +56,7 @@ def layer_error(W, Q, H):
     return float(np.einsum("ij,jk,ik->", D, H, D))
 
 
-def gptq(W, X, bits, gs, sym, actorder, static, damp):
+def gptq(W, X, bits, gs, sym, actorder, static, damp, shrink):
     rows, n = W.shape
     H0 = 2.0 / X.shape[0] * (X.astype(np.float64).T @ X.astype(np.float64))
     H = H0.copy()
@@ -58,6 +65,8 @@ def gptq(W, X, bits, gs, sym, actorder, static, damp):
     dead = np.diag(H) == 0
     H[dead, dead] = 1
     W[:, dead] = 0
+    # shrinkage toward the diagonal: (1 - shrink) H + shrink diag(H)
+    H = (1.0 - shrink) * H + shrink * np.diag(np.diag(H))
     # static groups from the (dead-zeroed) W in natural order
     S = np.zeros((rows, n), F32)
     O = np.zeros((rows, n), F32)
@@ -100,18 +109,18 @@ def main():
         return
     rows, cols, N, bits, gs = (int(v) for v in a[2:7])
     sym, actorder, static = (v == "1" for v in a[7:10])
-    damp = float(a[10])
+    damp, shrink = float(a[10]), float(a[11])
     W = np.fromfile(a[0], dtype="<f4").reshape(rows, cols)
     X = np.fromfile(a[1], dtype="<f4").reshape(N, cols)
-    C, Q, H0 = gptq(W, X, bits, gs, sym, actorder, static, damp)
+    C, Q, H0 = gptq(W, X, bits, gs, sym, actorder, static, damp, shrink)
     # RTN on the same grid from the original W
     R = np.zeros_like(W)
     for g in range(0, cols, gs):
         s, o = fit(W[:, g:g + gs], bits, sym)
         _, R[:, g:g + gs] = nearest(W[:, g:g + gs], s[:, None], o[:, None], bits)
-    C.astype("<f4").tofile(a[11] + ".codes.f32")
-    Q.astype("<f4").tofile(a[11] + ".q.f32")
-    np.array([layer_error(W, Q, H0), layer_error(W, R, H0)], "<f4").tofile(a[11] + ".err.f32")
+    C.astype("<f4").tofile(a[12] + ".codes.f32")
+    Q.astype("<f4").tofile(a[12] + ".q.f32")
+    np.array([layer_error(W, Q, H0), layer_error(W, R, H0)], "<f4").tofile(a[12] + ".err.f32")
 
 
 if __name__ == "__main__":

@@ -20,18 +20,28 @@ public struct GPTQ: Sendable {
     /// `--static-groups`), so groups stay contiguous in the stored file and no g_idx reordering is needed.
     /// Without act-order groups are contiguous anyway and are fitted from the current, error-compensated W.
     public var staticGroups: Bool
+    /// β in [0, 1]: the Hessian used for solving is (1 − β)·H + β·diag(H) (a shrinkage estimator of the
+    /// input covariance toward its diagonal, as Ledoit–Wolf's). β = 0 is the paper's GPTQ; β = 1 leaves no
+    /// cross-column compensation, so GPTQ becomes round-to-nearest on the same grid. Calibration text from
+    /// one narrow domain gives off-diagonal correlations that do not carry over to other text; shrinking
+    /// them trades a little of the calibration-domain error for error on everything else (measured in
+    /// BENCHMARKS.md). The error metrics always use the unshrunk H.
+    public var shrink: Double
 
     /// Damping increases (×10 each) tried after a failed Cholesky, before the diagonal floor.
     public static let maxDampingIncreases = 4
     /// Columns per rank-1 sub-block inside a lazy block (a second level of the paper's lazy batching).
     static let innerBlock = 16
 
-    public init(blockSize: Int = 128, dampPercent: Double = 0.01, actOrder: Bool = false, staticGroups: Bool = true) {
-        precondition(blockSize > 0 && dampPercent >= 0, "blockSize \(blockSize), dampPercent \(dampPercent)")
+    public init(blockSize: Int = 128, dampPercent: Double = 0.01, actOrder: Bool = false, staticGroups: Bool = true,
+                shrink: Double = 0) {
+        precondition(blockSize > 0 && dampPercent >= 0 && (0...1).contains(shrink),
+                     "blockSize \(blockSize), dampPercent \(dampPercent), shrink \(shrink)")
         self.blockSize = blockSize
         self.dampPercent = dampPercent
         self.actOrder = actOrder
         self.staticGroups = staticGroups
+        self.shrink = shrink
     }
 
     /// FLOPs of the three phases for a (rows, cols) layer over `tokens` calibration rows:
@@ -73,6 +83,11 @@ public struct GPTQ: Sendable {
             for r in 0..<rows { Wn[r * n + i] = 0 }
         }
 
+        // Shrinkage toward the diagonal: H ← (1 − β)·H + β·diag(H), off-diagonals scaled by 1 − β.
+        if shrink > 0 {
+            let keep = Float(1 - shrink)
+            for i in 0..<n { for k in 0..<n where k != i { Hw[i * n + k] *= keep } }
+        }
         // Act-order: permute columns by descending diag(H) (stable, so ties keep natural order).
         let perm: [Int]? = actOrder
             ? (0..<n).sorted { Hw[$0 * n + $0] > Hw[$1 * n + $1] || (Hw[$0 * n + $0] == Hw[$1 * n + $1] && $0 < $1) }

@@ -8,6 +8,12 @@
 /// symmetric: `xmax = max(|xmin|, xmax)` and `xmin = −xmax` if `xmin < 0`; if `xmin == xmax` (an all-zero
 /// group) use −1, +1; `scale = (xmax − xmin) / maxq`; `zero = round(−xmin / scale)` (symmetric: `(maxq+1)/2`).
 ///
+/// One departure: an asymmetric zero point is at least 1. GPTQ v1 checkpoints (what transformers, vLLM
+/// and AutoGPTQ load) store `zero − 1` in `bits` bits, so a zero of 0 cannot be written. It occurs for a
+/// group that is (nearly) all positive, `xmin > −scale/2`; there the grid is refitted as
+/// `scale = xmax / (maxq − 1)`, `zero = 1`, which still covers `[xmin, xmax]` (−scale ≤ xmin, since
+/// −xmin ≤ scale_old/2 ≤ xmax/(2·maxq − 1)) at the cost of one code step below zero.
+///
 /// Storage: GPTQ checkpoints keep the scale in fp16. With `.f16` the scale is rounded to fp16 *inside*
 /// `fit`, and the zero point is computed from that rounded scale, so the solver compensates the error of the
 /// grid that is actually stored. Then `scale · (q − zero)` and `scale · q + offset` are the same float:
@@ -64,8 +70,17 @@ public struct IntegerGroupGrid: QuantGrid {
             s = min(s, 65504)
             s = max(Float(Float16(s)), Float(Float16.leastNonzeroMagnitude))
         }
-        let z: Float = symmetric ? Float((maxCode + 1) / 2)
+        var z: Float = symmetric ? Float((maxCode + 1) / 2)
                                  : max(0, min(maxq, (-xmin / s).rounded(.toNearestOrEven)))
+        if z == 0 {
+            // v1 stores zero − 1: refit so that zero = 1 (see the type's comment).
+            s = xmax / (maxq - 1)
+            if scaleFormat == .f16 {
+                s = min(s, 65504)
+                s = max(Float(Float16(s)), Float(Float16.leastNonzeroMagnitude))
+            }
+            z = 1
+        }
         let o = -(s * z)
         for i in 0..<groupSize { scale[i] = s; offset[i] = o }
         switch scaleFormat {
