@@ -26,6 +26,8 @@ public struct QuantizeJob: Sendable {
     /// GPTQ safetensors shards at most this many bytes (nil: one file).
     public var maxShardBytes: Int?
     public var options = SequentialOptions()
+    /// GGUF mixed precision: per-tensor types chosen under a file-size budget (nil: `ggmlType` for all).
+    public var mixed: MixedPrecisionOptions?
     public var outputPath: String
     public init(modelPath: String, outputPath: String) {
         self.modelPath = modelPath
@@ -51,6 +53,8 @@ public struct QuantizeReport: Sendable, Codable {
     public var ranks: Int = 1
     /// Bytes through MPI as rank 0 saw them, per message kind (empty on one rank).
     public var wire: [WireBytes] = []
+    /// The mixed-precision allocation, when `--target-bpw` was given.
+    public var allocation: AllocationReport?
 }
 
 /// One message kind's traffic: decoded payload bytes vs encoded bytes on the wire (headers included).
@@ -89,7 +93,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     let tokenizer = try? openTokenizer(for: source, path: job.tokenizerPath)
     var calibration: CalibrationSet? = nil
     var calibrationDescription = "none (RTN)"
-    if job.options.method == .gptq || job.options.importanceFit {
+    if job.options.method == .gptq || job.options.importanceFit || job.mixed != nil {
         if let text = job.calibrationText {
             guard let data = FileManager.default.contents(atPath: text) else {
                 throw CalibrationError.invalid("--calib \(text): cannot read the file")
@@ -118,6 +122,18 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     let c = source.config
     var plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
                         embedding: job.embeddingType, output: job.outputType)
+    var allocation: AllocationReport? = nil
+    if let mixed = job.mixed {
+        guard job.format == .gguf else {
+            throw MixedPrecisionError.budget("mixed precision writes GGUF only for now (--format gguf)")
+        }
+        guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
+        if let r = try planMixedPrecision(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
+                                          options: job.options, mixed: mixed, comm: comm) {
+            plan = r.plan
+            allocation = r.report
+        }
+    }
     let target: (String) -> StorageTarget
     switch job.format {
     case .gguf:
@@ -156,7 +172,8 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     switch job.format {
     case .gguf:
         try exportGGUF(path: job.outputPath, source: source, tokenizer: tokenizer, plan: plan, linears: linears,
-                       fileType: TypePlan.fileType(for: job.ggmlType))
+                       fileType: TypePlan.fileType(for: allocation == nil ? job.ggmlType
+                                                                       : plan.dominantLinearType(source) ?? job.ggmlType))
     case .gptq:
         var modules: [GPTQExportModule] = []
         for q in linears {
@@ -181,7 +198,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
                           calibrationTokens: calibration?.tokenCount ?? 0, parameters: c.parameterCount,
                           fileBytes: size, bitsPerWeight: Double(size * 8) / Double(c.parameterCount),
                           seconds: Date().timeIntervalSince(t0), modules: linears.map(\.report),
-                          types: plan.choices, ranks: comm.size, wire: wire.rows)
+                          types: plan.choices, ranks: comm.size, wire: wire.rows, allocation: allocation)
 }
 
 /// Rank 0's token ids (count × length) on every rank, as one i32 WireMessage (kind vector, shuffle+zstd).

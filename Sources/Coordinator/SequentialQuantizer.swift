@@ -97,6 +97,9 @@ public final class SequentialQuantizer {
     public let comm: Comm
     /// Bytes this rank saw cross the wire, per message kind (rank 0: received hessians, sent weights).
     public private(set) var wireStats = WireStats()
+    /// Called on rank 0 for every linear before it is quantized, with its current weights (rows, cols) and
+    /// merged Hessian: the profiling pass of mixed precision reads each layer's statistics here.
+    public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
 
     public init(source: WeightSource, options: SequentialOptions, comm: Comm = .single,
                 target: @escaping (String) -> StorageTarget) {
@@ -272,6 +275,7 @@ public final class SequentialQuantizer {
         let info = try source.info(name)
         let rows = info.shape[0], cols = info.shape[1]
         let W = block.weight(name)
+        try observer?(name, W, H)
         let t = target(name)
         if case .ggml(let type) = t, !type.isQuantizable {
             // Plain floats (a fallback for rows no block fits): stored as they are, nothing to solve.

@@ -9,6 +9,7 @@ extension GGMLType: ExpressibleByArgument {
 }
 extension QuantMethod: ExpressibleByArgument {}
 extension ExportFormat: ExpressibleByArgument {}
+extension SensitivityModel: ExpressibleByArgument {}
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -47,6 +48,13 @@ struct Quantize: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; Q4_0/Q4_1/Q5_0/Q5_1). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
     var importanceFit: Bool?
 
+    @Option(help: "GGUF mixed precision: choose each block linear's type so the whole file is at most this many bits per weight (file bytes × 8 / parameters).")
+    var targetBpw: Double?
+    @Option(help: "With --target-bpw: how a type's damage is predicted (hessian-error: tr(ΔW H ΔWᵀ) of the layer).")
+    var sensitivity: SensitivityModel = .hessianError
+    @Option(help: "With --target-bpw: candidate types, comma-separated (default Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K; each where the row length fits).")
+    var candidates: String?
+
     @Option(help: "Output path (GGUF file, or directory for gptq).") var out: String
     @Option(help: "JSON report path (default: <out>.report.json).") var report: String?
 
@@ -60,6 +68,15 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--type \(type): not a type we write")
         }
         if let c = calib, !FileManager.default.fileExists(atPath: c) { throw ValidationError("--calib \(c): no such file") }
+        if let b = targetBpw {
+            guard b > 0, b.isFinite else { throw ValidationError("--target-bpw \(b): expected a positive number of bits per weight") }
+            guard format == .gguf else { throw ValidationError("--target-bpw: mixed precision writes GGUF only for now (--format gguf)") }
+        }
+        if let c = candidates {
+            for name in c.split(separator: ",") where GGMLType(name: String(name))?.isQuantizable != true {
+                throw ValidationError("--candidates: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K)")
+            }
+        }
     }
 
     func run() throws {
@@ -83,6 +100,12 @@ struct Quantize: ParsableCommand {
         job.options.importanceFit = importanceFit ?? (method == .gptq)
         job.options.shrink = shrink
         job.options.microBatch = microBatch
+        if let b = targetBpw {
+            var m = MixedPrecisionOptions(targetBitsPerWeight: b)
+            m.sensitivity = sensitivity
+            if let c = candidates { m.candidates = c.split(separator: ",").map { GGMLType(name: String($0))! } }
+            job.mixed = m
+        }
         // Under mpirun (or any launcher that sets the MPI environment) join the world; otherwise stay
         // a plain single process with no MPI at all.
         let env = ProcessInfo.processInfo.environment
@@ -109,6 +132,13 @@ struct Quantize: ParsableCommand {
         if rtn > 0 {
             print(String(format: "layer-wise error tr(ΔW H ΔWᵀ) summed over %d modules: GPTQ %.4g vs RTN %.4g (%.2fx lower)",
                          r.modules.count, gptq, rtn, rtn / gptq))
+        }
+        if let a = r.allocation {
+            let counts = Dictionary(a.tensors.map { ($0.chosen, 1) }, uniquingKeysWith: +).sorted { $0.key < $1.key }
+            print(String(format: "mixed precision (%@): budget %d bytes, planned %d, written %d; predicted cost %.4g (%@)",
+                         a.sensitivity as NSString, a.budgetBytes, a.plannedFileBytes, r.fileBytes, a.totalCost,
+                         (a.optimal ? "optimal" : "lower bound \(a.lowerBound)") as NSString))
+            print("  types: " + counts.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         }
         for t in r.types where t.fallbackFrom != nil {
             print("note: \(t.name) stored as \(t.type) instead of \(t.fallbackFrom!) (its shape does not fit that format\'s blocks)")

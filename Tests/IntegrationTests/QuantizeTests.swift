@@ -72,6 +72,51 @@ import HessianDist
         #expect(q4 == 5 * 6, "q, k, v, o, gate, up of every block are Q4_0 (down falls back: 172 columns)")
     }
 
+    /// `--target-bpw`: the planned size is the written size, within the budget; gguf-py reads the mixed types
+    /// we report and dequantizes them as we do; a larger budget gives a lower predicted cost and a model
+    /// closer to the original on held-out text; an impossible budget names the smallest size.
+    @Test func mixedPrecisionMeetsTheBudgetExactly() throws {
+        let (calib, eval) = try texts()
+        let dir = try TestData.tempDir("mixed")
+        func mixed(_ bpw: Double) throws -> (path: String, report: [String: Any], allocation: [String: Any]) {
+            let out = dir.appendingPathComponent("mixed-\(bpw).gguf").path
+            try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--calib", calib,
+                                     "--nsamples", "16", "--seqlen", "64", "--target-bpw", "\(bpw)", "--out", out])
+            let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".report.json"))) as! [String: Any]
+            return (out, r, r["allocation"] as! [String: Any])
+        }
+        let low = try mixed(8.25), high = try mixed(10)
+        for m in [low, high] {
+            let size = try FileManager.default.attributesOfItem(atPath: m.path)[.size] as! Int
+            #expect(m.allocation["plannedFileBytes"] as? Int == size)
+            #expect(size <= m.allocation["budgetBytes"] as! Int)
+            #expect(m.allocation["optimal"] as? Bool == true)
+        }
+        #expect((high.allocation["totalCost"] as! Double) < (low.allocation["totalCost"] as! Double))
+        // The mid budget mixes types; gguf-py sees exactly the chosen ones and dequantizes them as we do.
+        let chosen = Dictionary(uniqueKeysWithValues: (low.allocation["tensors"] as! [[String: Any]]).map {
+            ($0["name"] as! String, $0["chosen"] as! String) })
+        #expect(Set(chosen.values).count >= 2, "\(chosen)")
+        let dump = dir.appendingPathComponent("dump")
+        try FileManager.default.createDirectory(at: dump, withIntermediateDirectories: true)
+        try runPython("gguf_read_written.py", ["dump", low.path, dump.path])
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: dump.appendingPathComponent("meta.json"))) as! [String: Any]
+        let model = try GGUFModel(path: low.path)
+        var seen = 0
+        for (i, t) in (meta["tensors"] as! [[String: Any]]).enumerated() {
+            let name = t["name"] as! String
+            if let c = chosen[name] {
+                #expect(GGMLType(rawValue: UInt32(t["type"] as! Int))?.description == c, "\(name)")
+                seen += 1
+            }
+            let theirs = try readF32(dump.appendingPathComponent("\(i).f32").path)
+            #expect(theirs.map(\.bitPattern) == (try model.dequantize(name)).map(\.bitPattern), "\(name)")
+        }
+        #expect(seen == chosen.count)
+        #expect(try klAgainstOriginal(high.path, eval: eval) < klAgainstOriginal(low.path, eval: eval))
+        #expect { try mixed(3) } throws: { "\($0)".contains("smallest file these candidates allow") }
+    }
+
     @Test func quantizeRejectsBadOptions() throws {
         #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--type", "q4_0",
                                            "--method", "gptq", "--calib", "/nonexistent.txt", "--out", "/tmp/x.gguf"]) }

@@ -8,14 +8,7 @@ import Node
 public func exportGGUF(path: String, source: WeightSource, tokenizer: Tokenizer?, plan: TypePlan,
                        linears: [QuantizedLinear], fileType: Int) throws {
     let byName = Dictionary(uniqueKeysWithValues: linears.map { ($0.name, $0) })
-    let metadata: [(String, GGUFValue)]
-    if let g = source as? GGUFModel {
-        metadata = ggufMetadata(copying: g.gguf.metadata, fileType: fileType)
-    } else {
-        metadata = try ggufMetadata(for: source.config, tokenizer: tokenizer,
-                                    name: URL(fileURLWithPath: source.path).deletingPathExtension().lastPathComponent,
-                                    fileType: fileType)
-    }
+    let metadata = try exportMetadata(source: source, tokenizer: tokenizer, fileType: fileType)
     let c = source.config
     // GGUF's llama layout rotates interleaved pairs: half-split (HF) q/k rows are permuted into it.
     let permuteQK = c.ropeLayout == .halfSplit
@@ -46,6 +39,21 @@ public func exportGGUF(path: String, source: WeightSource, tokenizer: Tokenizer?
         }))
     }
     try writeGGUF(path: path, metadata: metadata, tensors: tensors)
+}
+
+/// The metadata `exportGGUF` writes: copied from a GGUF source, else built from the config and tokenizer.
+func exportMetadata(source: WeightSource, tokenizer: Tokenizer?, fileType: Int) throws -> [(String, GGUFValue)] {
+    if let g = source as? GGUFModel { return ggufMetadata(copying: g.gguf.metadata, fileType: fileType) }
+    return try ggufMetadata(for: source.config, tokenizer: tokenizer,
+                            name: URL(fileURLWithPath: source.path).deletingPathExtension().lastPathComponent,
+                            fileType: fileType)
+}
+
+/// The layout of the file `exportGGUF` writes for this source, whatever the types: every tensor of the
+/// source is written, in source order.
+func exportLayout(source: WeightSource, tokenizer: Tokenizer?) throws -> GGUFLayout {
+    GGUFLayout(metadata: try exportMetadata(source: source, tokenizer: tokenizer, fileType: 0),
+               tensors: source.tensors.map { ($0.name, $0.shape) })
 }
 
 /// fp32 values to a ggml type's bytes (plain floats included).

@@ -350,7 +350,7 @@ private func choleskyInverseUpper(_ H: [Float], n: Int, lambda: Double) -> [Floa
 }
 
 /// tr((W − Q) H (W − Q)ᵀ) for W, Q (rows, n) and symmetric H (n, n); sgemm for D·H, the dot in Double.
-private func layerError(_ W: [Float], _ Q: [Float], _ H: [Float], rows: Int, n: Int) -> Double {
+func layerError(_ W: [Float], _ Q: [Float], _ H: [Float], rows: Int, n: Int) -> Double {
     let D = zip(W, Q).map { $0 - $1 }
     var DH = [Float](repeating: 0, count: rows * n)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(n),

@@ -415,3 +415,36 @@ extension ByteWriter {
         }
     }
 }
+
+// MARK: sizes before writing
+
+/// The byte layout `writeGGUF` gives a file, known before any tensor is quantized: the header (magic,
+/// counts, metadata, tensor infos, padding to the data section) does not depend on the tensor types,
+/// and each tensor adds its bytes padded to the alignment. A bit allocator prices every choice with it.
+public struct GGUFLayout: Sendable {
+    /// Bytes before the data section.
+    public let headerBytes: Int
+    /// `general.alignment` of the metadata, else 32.
+    public let alignment: Int
+
+    /// `metadata` as `writeGGUF` takes it; `tensors` their names and shapes (types do not change the header).
+    public init(metadata: [(String, GGUFValue)], tensors: [(name: String, shape: [Int])]) {
+        var w = ByteWriter()
+        var alignment = GGUFFile.defaultAlignment
+        for (k, v) in metadata {
+            w.writeGGUFString(k)
+            w.write(v.typeID.rawValue)
+            w.writeGGUFPayload(v)
+            if k == "general.alignment", case .uint32(let a) = v, a > 0, a & (a - 1) == 0 { alignment = Int(a) }
+        }
+        var n = 24 + w.bytes.count
+        for t in tensors { n += 8 + t.name.utf8.count + 4 + 8 * t.shape.count + 4 + 8 }
+        headerBytes = (n + alignment - 1) / alignment * alignment
+        self.alignment = alignment
+    }
+
+    /// The bytes one tensor of `elements` values in `type` takes in the data section (padding included).
+    public func dataBytes(_ type: GGMLType, elements: Int) -> Int? {
+        type.byteCount(elements: elements).map { ($0 + alignment - 1) / alignment * alignment }
+    }
+}
