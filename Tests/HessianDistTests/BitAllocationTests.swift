@@ -86,6 +86,19 @@ import Testing
     }
 
     /// Bytes and cost of a plan recomputed from the items, and whether ties and pins hold.
+    /// The textbook oracle: best[b] = min cost of the items within b bytes, one DP row per item.
+    static func byteDP(_ items: [AllocationItem], cap: Int) -> [Double] {
+        var best = [Double](repeating: 0, count: cap + 1)
+        for item in items {
+            var next = [Double](repeating: .infinity, count: cap + 1)
+            for b in 0...cap {
+                for c in item.choices where c.bytes <= b { next[b] = min(next[b], best[b - c.bytes] + c.cost) }
+            }
+            best = next
+        }
+        return best
+    }
+
     static func check(_ plan: BitPlan, _ p: BitAllocationProblem) -> (bytes: Int, cost: Double, valid: Bool) {
         var bytes = p.fixedBytes, cost = 0.0, valid = plan.labels.count == p.items.count
         for item in p.items {
@@ -178,15 +191,7 @@ import Testing
             let lo = items.reduce(0) { $0 + $1.choices.map(\.bytes).min()! }
             let hi = items.reduce(0) { $0 + $1.choices.map(\.bytes).max()! }
             let cap = Int.random(in: lo...hi, using: &r)
-            // best[b] = min cost using exactly ≤ b bytes over the items so far.
-            var best = [Double](repeating: 0, count: cap + 1)
-            for item in items {
-                var next = [Double](repeating: .infinity, count: cap + 1)
-                for b in 0...cap {
-                    for c in item.choices where c.bytes <= b { next[b] = min(next[b], best[b - c.bytes] + c.cost) }
-                }
-                best = next
-            }
+            let best = Self.byteDP(items, cap: cap)
             let p = BitAllocationProblem(items: items, fixedBytes: 5, budgetBytes: cap + 5)
             let plan = try p.solve()
             #expect(plan.totalCost == best[cap], "trial \(trial): \(plan.totalCost) vs DP \(best[cap])")
@@ -209,14 +214,7 @@ import Testing
             }
             let lo = items.reduce(0) { $0 + $1.choices[0].bytes }, hi = items.reduce(0) { $0 + $1.choices[2].bytes }
             let cap = Int.random(in: lo...hi, using: &r)
-            var best = [Double](repeating: 0, count: cap + 1)
-            for item in items {
-                var next = [Double](repeating: .infinity, count: cap + 1)
-                for b in 0...cap {
-                    for c in item.choices where c.bytes <= b { next[b] = min(next[b], best[b - c.bytes] + c.cost) }
-                }
-                best = next
-            }
+            let best = Self.byteDP(items, cap: cap)
             let p = BitAllocationProblem(items: items, budgetBytes: cap)
             #expect(try p.solve().totalCost == best[cap])
             let plan = try p.solve(maxStates: 16)
