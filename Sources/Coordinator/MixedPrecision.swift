@@ -13,6 +13,13 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// that layer alone, what GPTQ then reduces. Cheap (one calibration pass) but blind to how much the
     /// layer's output error moves the loss.
     case hessianError = "hessian-error"
+    /// HAWQ's Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with Tr(H_b) the empirical Fisher trace of tensor b: the mean
+    /// over sequences of ‖∇_b ℓ‖² (one backward pass per sequence).
+    case fisher
+    /// HAWQ's Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with Tr(H_b) Hutchinson's estimate of the loss-Hessian trace
+    /// (Rademacher probes, two gradient passes per probe). A negative estimate (a saddle direction, or
+    /// noise) is floored at 0.
+    case hutchinson
 }
 
 public struct MixedPrecisionOptions: Sendable {
@@ -22,6 +29,11 @@ public struct MixedPrecisionOptions: Sendable {
     /// Types a block linear may take (each only where its row length is a whole number of blocks).
     public var candidates: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
     public var sensitivity: SensitivityModel = .hessianError
+    /// Calibration sequences the Fisher / Hutchinson traces average over (the first ones of the set):
+    /// each costs a backward pass (Fisher) or two per probe (Hutchinson).
+    public var sensitivitySamples = 16
+    /// Hutchinson probes at most (PyHessian's stop rule may end earlier).
+    public var maxProbes = 30
     /// Budgets (bits per weight) at which the report lists the optimal cost: the Pareto frontier.
     public var frontier: [Double] = stride(from: 4.0, through: 9.0, by: 0.25).map { $0 }
     public init(targetBitsPerWeight: Double) { self.targetBitsPerWeight = targetBitsPerWeight }
@@ -60,6 +72,8 @@ public struct AllocationReport: Sendable, Codable {
     public var lowerBound: Double
     public var tensors: [Tensor]
     public var frontier: [FrontierPoint]
+    /// Per tensor, the trace the HAWQ cost used (fisher / hutchinson), with its standard error.
+    public var traces: [TraceEstimate]?
     /// Seconds of the profiling pass (calibration forwards and pricing every candidate).
     public var profileSeconds: Double
 }
@@ -81,6 +95,17 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
     let layout = try exportLayout(source: source, tokenizer: tokenizer)
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
     var items: [AllocationItem] = []
+    // HAWQ models: per-tensor loss-Hessian traces on rank 0 from the whole model, before the layer pass.
+    var traces: [String: TraceEstimate] = [:]
+    if mixed.sensitivity != .hessianError, comm.isRoot {
+        let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
+        let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
+        let seqs = Array(calibration.samples.prefix(max(1, mixed.sensitivitySamples)))
+        let estimates = mixed.sensitivity == .fisher
+            ? try profiler.empiricalFisher(seqs)
+            : try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: mixed.maxProbes, minProbes: min(10, mixed.maxProbes)), seed: 0x4841_5751)
+        for e in estimates { traces[e.name] = e }
+    }
     // The profiling pass: the sequential quantizer's calibration with every linear kept as F32, which
     // round-trips exactly, so each Hessian is that of the unquantized model.
     var profileOptions = options
@@ -96,8 +121,18 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
             }
             var Q = [Float](repeating: 0, count: rows * cols)
             try bytes.withUnsafeBytes { raw in try Q.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) } }
+            let cost: Double
+            switch mixed.sensitivity {
+            case .hessianError:
+                cost = H.layerError(W: W, Q: Q, rows: rows)
+            case .fisher, .hutchinson:
+                guard let tr = traces[name] else { throw MixedPrecisionError.budget("no trace was estimated for \(name)") }
+                var d2 = 0.0
+                for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
+                cost = max(0, tr.mean) / Double(rows * cols) * d2
+            }
             choices.append(AllocationChoice(label: type.description, bytes: layout.dataBytes(type, elements: rows * cols)!,
-                                            cost: H.layerError(W: W, Q: Q, rows: rows)))
+                                            cost: cost))
         }
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
         if !choices.isEmpty { items.append(AllocationItem(name: name, choices: choices)) }
@@ -140,7 +175,9 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
     let report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, targetBitsPerWeight: mixed.targetBitsPerWeight,
                                   budgetBytes: problem.budgetBytes, fixedBytes: fixed, plannedFileBytes: plan.totalBytes,
                                   totalCost: plan.totalCost, optimal: plan.isOptimal, lowerBound: plan.lowerBound,
-                                  tensors: tensors, frontier: frontier, profileSeconds: Date().timeIntervalSince(t0))
+                                  tensors: tensors, frontier: frontier,
+                                  traces: traces.isEmpty ? nil : items.compactMap { traces[$0.name] },
+                                  profileSeconds: Date().timeIntervalSince(t0))
     return (result, report)
 }
 

@@ -50,8 +50,12 @@ struct Quantize: ParsableCommand {
 
     @Option(help: "GGUF mixed precision: choose each block linear's type so the whole file is at most this many bits per weight (file bytes × 8 / parameters).")
     var targetBpw: Double?
-    @Option(help: "With --target-bpw: how a type's damage is predicted (hessian-error: tr(ΔW H ΔWᵀ) of the layer).")
+    @Option(help: "With --target-bpw: how a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace).")
     var sensitivity: SensitivityModel = .hessianError
+    @Option(help: "With --sensitivity fisher|hutchinson: calibration sequences the traces average over.")
+    var sensitivitySamples = 16
+    @Option(help: "With --sensitivity hutchinson: probes at most (PyHessian's 1e-3 stop rule may end earlier).")
+    var maxProbes = 30
     @Option(help: "With --target-bpw: candidate types, comma-separated (default Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K; each where the row length fits).")
     var candidates: String?
 
@@ -71,6 +75,9 @@ struct Quantize: ParsableCommand {
         if let b = targetBpw {
             guard b > 0, b.isFinite else { throw ValidationError("--target-bpw \(b): expected a positive number of bits per weight") }
             guard format == .gguf else { throw ValidationError("--target-bpw: mixed precision writes GGUF only for now (--format gguf)") }
+        }
+        guard sensitivitySamples >= 1, maxProbes >= 1 else {
+            throw ValidationError("--sensitivity-samples \(sensitivitySamples), --max-probes \(maxProbes): expected >= 1")
         }
         if let c = candidates {
             for name in c.split(separator: ",") where GGMLType(name: String(name))?.isQuantizable != true {
@@ -103,6 +110,8 @@ struct Quantize: ParsableCommand {
         if let b = targetBpw {
             var m = MixedPrecisionOptions(targetBitsPerWeight: b)
             m.sensitivity = sensitivity
+            m.sensitivitySamples = sensitivitySamples
+            m.maxProbes = maxProbes
             if let c = candidates { m.candidates = c.split(separator: ",").map { GGMLType(name: String($0))! } }
             job.mixed = m
         }

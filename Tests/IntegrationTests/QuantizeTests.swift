@@ -78,15 +78,23 @@ import HessianDist
     @Test func mixedPrecisionMeetsTheBudgetExactly() throws {
         let (calib, eval) = try texts()
         let dir = try TestData.tempDir("mixed")
-        func mixed(_ bpw: Double) throws -> (path: String, report: [String: Any], allocation: [String: Any]) {
-            let out = dir.appendingPathComponent("mixed-\(bpw).gguf").path
+        func mixed(_ bpw: Double, _ extra: [String] = []) throws -> (path: String, report: [String: Any], allocation: [String: Any]) {
+            let out = dir.appendingPathComponent("mixed-\(bpw)\(extra.joined()).gguf").path
             try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--calib", calib,
-                                     "--nsamples", "16", "--seqlen", "64", "--target-bpw", "\(bpw)", "--out", out])
+                                     "--nsamples", "16", "--seqlen", "64", "--target-bpw", "\(bpw)", "--out", out] + extra)
             let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".report.json"))) as! [String: Any]
             return (out, r, r["allocation"] as! [String: Any])
         }
         let low = try mixed(8.25), high = try mixed(10)
-        for m in [low, high] {
+        // HAWQ costs from loss-Hessian traces: every block linear gets a trace (Fisher's are sums of squares).
+        let fisher = try mixed(9, ["--sensitivity", "fisher", "--sensitivity-samples", "4"])
+        let hutch = try mixed(9, ["--sensitivity", "hutchinson", "--sensitivity-samples", "4", "--max-probes", "10"])
+        for m in [fisher, hutch] {
+            let traces = m.allocation["traces"] as! [[String: Any]]
+            #expect(traces.count == (m.allocation["tensors"] as! [Any]).count)
+            if m.allocation["sensitivity"] as? String == "fisher" { #expect(traces.allSatisfy { ($0["mean"] as! Double) > 0 }) }
+        }
+        for m in [low, high, fisher, hutch] {
             let size = try FileManager.default.attributesOfItem(atPath: m.path)[.size] as! Int
             #expect(m.allocation["plannedFileBytes"] as? Int == size)
             #expect(size <= m.allocation["budgetBytes"] as! Int)
