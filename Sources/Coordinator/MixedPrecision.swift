@@ -90,7 +90,8 @@ public enum MixedPrecisionError: Error, CustomStringConvertible {
 /// `base` fixes the tensors that are not block linears (embedding, output, norms). Other ranks return nil.
 public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base: TypePlan, calibration: CalibrationSet,
                                options: SequentialOptions, mixed: MixedPrecisionOptions,
-                               comm: Comm = .single) throws -> (plan: TypePlan, report: AllocationReport)? {
+                               comm: Comm = .single, progress: ((SequentialProgress) -> Void)? = nil,
+                               traceProgress: ((Int, Int) -> Void)? = nil) throws -> (plan: TypePlan, report: AllocationReport)? {
     let t0 = Date()
     let layout = try exportLayout(source: source, tokenizer: tokenizer)
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
@@ -102,8 +103,9 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
         let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
         let seqs = Array(calibration.samples.prefix(max(1, mixed.sensitivitySamples)))
         let estimates = mixed.sensitivity == .fisher
-            ? try profiler.empiricalFisher(seqs)
-            : try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: mixed.maxProbes, minProbes: min(10, mixed.maxProbes)), seed: 0x4841_5751)
+            ? try profiler.empiricalFisher(seqs, progress: traceProgress)
+            : try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: mixed.maxProbes, minProbes: min(10, mixed.maxProbes)),
+                                           seed: 0x4841_5751, progress: traceProgress)
         for e in estimates { traces[e.name] = e }
     }
     // The profiling pass: the sequential quantizer's calibration with every linear kept as F32, which
@@ -137,7 +139,7 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
         if !choices.isEmpty { items.append(AllocationItem(name: name, choices: choices)) }
     }
-    _ = try profiler.run(calibration: calibration)
+    _ = try profiler.run(calibration: calibration, progress: progress)
     guard comm.isRoot else { return nil }
 
     let linear = Set(items.map(\.name))

@@ -77,6 +77,10 @@ extension WireStats {
 public enum QuantizeStage: Sendable {
     case calibrating(done: Int, of: Int)
     case quantizing(SequentialProgress)
+    /// Mixed precision's profiling pass over the unquantized model.
+    case profiling(SequentialProgress)
+    /// Fisher sequences or Hutchinson probes done (and, for Hutchinson, tensors still open).
+    case traces(done: Int, open: Int)
     case exporting
 }
 
@@ -129,7 +133,9 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
         }
         guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
         if let r = try planMixedPrecision(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
-                                          options: job.options, mixed: mixed, comm: comm) {
+                                          options: job.options, mixed: mixed, comm: comm,
+                                          progress: { progress?(.profiling($0)) },
+                                          traceProgress: { progress?(.traces(done: $0, open: $1)) }) {
             plan = r.plan
             allocation = r.report
         }

@@ -126,6 +126,11 @@ struct Quantize: ParsableCommand {
             case .calibrating(let d, let n): line.show("sampling calibration text: token \(d)/\(n)")
             case .quantizing(let p):
                 line.show("[block \(p.block + 1)/\(p.blocks)] \(p.module)  elapsed \(formatSeconds(p.elapsed))  ETA \(formatSeconds(p.eta))")
+            case .profiling(let p):
+                line.show("[profile \(p.block + 1)/\(p.blocks)] \(p.module)  elapsed \(formatSeconds(p.elapsed))  ETA \(formatSeconds(p.eta))")
+            case .traces(let d, let open):
+                line.show(sensitivity == .fisher ? "Fisher: sequence \(d)/\(sensitivitySamples)"
+                                                 : "Hutchinson: probe \(d), \(open) tensors not converged")
             case .exporting: line.show("writing \(out)")
             }
         }
