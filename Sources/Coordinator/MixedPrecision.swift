@@ -20,6 +20,10 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// (Rademacher probes, two gradient passes per probe). A negative estimate (a saddle direction, or
     /// noise) is floored at 0.
     case hutchinson
+    /// No sensitivity: the largest uniform type that fits, then single tensors one type up in name order
+    /// while they fit (`BitAllocationProblem.sizeOnlyBaseline`). The baseline the others must beat; the
+    /// report's costs are the hessian-error ones.
+    case sizeOnly = "size-only"
 }
 
 public struct MixedPrecisionOptions: Sendable {
@@ -98,7 +102,7 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
     var items: [AllocationItem] = []
     // HAWQ models: per-tensor loss-Hessian traces on rank 0 from the whole model, before the layer pass.
     var traces: [String: TraceEstimate] = [:]
-    if mixed.sensitivity != .hessianError, comm.isRoot {
+    if mixed.sensitivity == .fisher || mixed.sensitivity == .hutchinson, comm.isRoot {
         let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
         let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
         let seqs = Array(calibration.samples.prefix(max(1, mixed.sensitivitySamples)))
@@ -125,7 +129,7 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
             try bytes.withUnsafeBytes { raw in try Q.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) } }
             let cost: Double
             switch mixed.sensitivity {
-            case .hessianError:
+            case .hessianError, .sizeOnly:
                 cost = H.layerError(W: W, Q: Q, rows: rows)
             case .fisher, .hutchinson:
                 guard let tr = traces[name] else { throw MixedPrecisionError.budget("no trace was estimated for \(name)") }
@@ -153,7 +157,7 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
     let range = try problem.usefulByteRange()
     let plan: BitPlan
     do {
-        plan = try problem.solve()
+        plan = mixed.sensitivity == .sizeOnly ? try problem.sizeOnlyBaseline() : try problem.solve()
     } catch BitAllocationError.infeasible(_, let smallest) {
         throw MixedPrecisionError.budget(
             "\(mixed.targetBitsPerWeight) bits/weight is \(problem.budgetBytes) bytes; the smallest file these candidates allow is \(smallest) bytes (\(String(format: "%.3f", Double(smallest * 8) / params)) bits/weight): raise the target or add smaller candidates")
