@@ -120,17 +120,20 @@ public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base
     profiler.observer = { name, W, H in
         guard let H, let shape = shapes[name] else { return }
         let rows = shape[0], cols = shape[1]
+        // Once per tensor, not per candidate: the imatrix, and (for the layer-wise error) H itself.
+        let imatrix = H.diagonal
+        let hMean = mixed.sensitivity == .hessianError || mixed.sensitivity == .sizeOnly ? H.mean() : []
         var choices: [AllocationChoice] = []
         for type in mixed.candidates where cols % type.blockSize == 0 {
             let bytes = try W.withUnsafeBufferPointer { w in
-                try quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!, importance: H.diagonal)
+                try quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!, importance: imatrix)
             }
             var Q = [Float](repeating: 0, count: rows * cols)
             try bytes.withUnsafeBytes { raw in try Q.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) } }
             let cost: Double
             switch mixed.sensitivity {
             case .hessianError, .sizeOnly:
-                cost = H.layerError(W: W, Q: Q, rows: rows)
+                cost = layerError(W: W, Q: Q, H: hMean, rows: rows, cols: cols)
             case .fisher, .hutchinson:
                 guard let tr = traces[name] else { throw MixedPrecisionError.budget("no trace was estimated for \(name)") }
                 var d2 = 0.0

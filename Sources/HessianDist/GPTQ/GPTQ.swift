@@ -150,7 +150,7 @@ public struct GPTQ: Sendable {
         }
 
         guard let Hinv else {
-            let rtnErr = layerError(W, rtnQ, H0, rows: rows, n: n)
+            let rtnErr = layerError(W: W, Q: rtnQ, H: H0, rows: rows, cols: n)
             clock.lap(\.metrics)
             return GPTQResult(Q: rtnQ, codes: rtnCodes, parameters: rtnParameters, groupIndex: (0..<n).map { $0 / gs },
                               permutation: nil, gptqError: rtnErr, rtnError: rtnErr, damping: lambda,
@@ -235,8 +235,8 @@ public struct GPTQ: Sendable {
         for r in 0..<rows { for k in 0..<n { Q[r * n + p[k]] = Qp[r * n + k]; codes[r * n + p[k]] = codesP[r * n + k] } }
         var groupIndex = (0..<n).map { $0 / gs }
         if actOrder && !fitUpFront { for k in 0..<n { groupIndex[p[k]] = k / gs } }
-        let gptqErr = layerError(W, Q, H0, rows: rows, n: n)
-        let rtnErr = layerError(W, rtnQ, H0, rows: rows, n: n)
+        let gptqErr = layerError(W: W, Q: Q, H: H0, rows: rows, cols: n)
+        let rtnErr = layerError(W: W, Q: rtnQ, H: H0, rows: rows, cols: n)
         clock.lap(\.metrics)
         return GPTQResult(Q: Q, codes: codes, parameters: parameters, groupIndex: groupIndex, permutation: perm,
                           gptqError: gptqErr, rtnError: rtnErr, damping: lambda, fallback: fallback,
@@ -349,8 +349,12 @@ private func choleskyInverseUpper(_ H: [Float], n: Int, lambda: Double) -> [Floa
     return ok ? a : nil
 }
 
-/// tr((W − Q) H (W − Q)ᵀ) for W, Q (rows, n) and symmetric H (n, n); sgemm for D·H, the dot in Double.
-func layerError(_ W: [Float], _ Q: [Float], _ H: [Float], rows: Int, n: Int) -> Double {
+/// The layer-wise error tr((W − Q) H (W − Q)ᵀ) for W, Q (rows, cols) and symmetric H (cols, cols), e.g.
+/// `LayerHessian.mean()`: what GPTQ minimises, and the "hessian-error" sensitivity of a candidate type.
+/// sgemm for D·H, the dot in Double.
+public func layerError(W: [Float], Q: [Float], H: [Float], rows: Int, cols n: Int) -> Double {
+    precondition(W.count == rows * n && Q.count == W.count && H.count == n * n,
+                 "W \(W.count), Q \(Q.count), H \(H.count) for rows \(rows) × cols \(n)")
     let D = zip(W, Q).map { $0 - $1 }
     var DH = [Float](repeating: 0, count: rows * n)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(n),

@@ -64,21 +64,16 @@ public struct IntegerGroupGrid: QuantGrid {
         }
         if xmin == xmax { xmin = -1; xmax = 1 }
         let maxq = Float(maxCode)
-        var s = (xmax - xmin) / maxq
-        if scaleFormat == .f16 {
-            // Round to the stored fp16 (clamped to its finite range; never 0, so zero stays finite).
-            s = min(s, 65504)
-            s = max(Float(Float16(s)), Float(Float16.leastNonzeroMagnitude))
+        // The stored scale: fp16 clamped to its finite range and never 0, so the zero point stays finite.
+        func stored(_ s: Float) -> Float {
+            scaleFormat == .f16 ? max(Float(Float16(min(s, 65504))), Float(Float16.leastNonzeroMagnitude)) : s
         }
+        var s = stored((xmax - xmin) / maxq)
         var z: Float = symmetric ? Float((maxCode + 1) / 2)
                                  : max(0, min(maxq, (-xmin / s).rounded(.toNearestOrEven)))
         if z == 0 {
             // v1 stores zero − 1: refit so that zero = 1 (see the type's comment).
-            s = xmax / (maxq - 1)
-            if scaleFormat == .f16 {
-                s = min(s, 65504)
-                s = max(Float(Float16(s)), Float(Float16.leastNonzeroMagnitude))
-            }
+            s = stored(xmax / (maxq - 1))
             z = 1
         }
         let o = -(s * z)

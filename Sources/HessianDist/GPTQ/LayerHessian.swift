@@ -94,11 +94,4 @@ public final class LayerHessian {
         let f = count > 0 ? 1 / Double(count) : 0
         return (0..<columns).map { Float(upper[$0 * columns + $0] * f) }
     }
-
-    /// The layer-wise error tr(ΔW H ΔWᵀ) of replacing W by Q (both (rows, columns) row-major), H = `mean()`:
-    /// what GPTQ minimises, and the "hessian-error" sensitivity of a candidate type.
-    public func layerError(W: [Float], Q: [Float], rows: Int) -> Double {
-        precondition(W.count == rows * columns && Q.count == W.count, "W \(W.count), Q \(Q.count), rows \(rows) × \(columns)")
-        return HessianDist.layerError(W, Q, mean(), rows: rows, n: columns)
-    }
 }
