@@ -93,10 +93,14 @@ public final class SequentialQuantizer {
     /// The storage of each linear tensor of the blocks.
     public let target: (String) -> StorageTarget
     /// This process's rank. With more than one rank, calibration is split by micro-shard (data
-    /// parallel); rank 0 solves and returns the quantized linears, the others return [].
+    /// parallel); each group's modules are solved on owner ranks (`OwnerSchedule`), and rank 0 returns
+    /// the quantized linears, the others return [].
     public let comm: Comm
-    /// Bytes this rank saw cross the wire, per message kind (rank 0: received hessians, sent weights).
-    public private(set) var wireStats = WireStats()
+    /// Bytes that crossed the wire, per message kind. Rank 0 counts every message it sends or receives
+    /// (a broadcast as one copy per receiving rank, whoever its root); after `run` it also holds the
+    /// messages that went between two other ranks (the Hessian chain with more than two ranks), which
+    /// those ranks count and send at the end. So on rank 0 it is the whole job's traffic.
+    public internal(set) var wireStats = WireStats()
     /// Called on rank 0 for every linear before it is quantized, with its current weights (rows, cols) and
     /// merged Hessian: the profiling pass of mixed precision reads each layer's statistics here.
     public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
@@ -116,6 +120,11 @@ public final class SequentialQuantizer {
     /// micro-shards it owns. Per group, each micro-shard's partial Hessian goes to rank 0, which merges
     /// them in micro-shard order (the bits do not depend on the rank count), solves the group and
     /// broadcasts each quantized weight; every rank runs the same collectives in the same order.
+    ///
+    /// With several ranks the micro-shards are owned in contiguous blocks (`MicroShards`), so the sum
+    /// in micro-shard order is a chain of one running sum per rank ending on rank 0 (`HessianChainPart`),
+    /// and each group's modules are solved by owner ranks chosen by cost (`OwnerSchedule`): rank 0 sends
+    /// them the merged H, they send back the `QuantizedLinear` and broadcast its dequantized weights.
     public func run(calibration: CalibrationSet?, progress: ((SequentialProgress) -> Void)? = nil) throws -> [QuantizedLinear] {
         let c = source.config
         let start = Date()
@@ -129,6 +138,8 @@ public final class SequentialQuantizer {
         let mine = shards.local(rank: comm.rank, size: comm.size)
         let localSamples = shards.localSamples(rank: comm.rank, size: comm.size)
         let seqlen = calibration?.seqlen ?? 16
+        // Owner ranks for every group, decided once on rank 0 (only it knows a mixed-precision plan).
+        let schedule = gptq && comm.size > 1 ? try broadcastSchedule() : nil
         // Block 0's inputs for this rank's samples: X (S_local, T, C).
         var X: FloatBuffer? = nil
         if gptq, let cal = calibration {
@@ -152,11 +163,9 @@ public final class SequentialQuantizer {
                 var H: LayerHessian? = nil
                 if let X, let stash {
                     let cols = try source.info(group[0]).shape[1]
-                    // One partial per owned micro-shard, accumulated exactly as a single-process run would.
-                    var partials = HessianPartials(layer: l, group: g, sender: comm.rank)
-                    // One rank: merged as each micro-shard finishes (ascending, so the same order as rank 0's
-                    // merge); at most two hessians in memory.
-                    let total = LayerHessian(columns: cols)
+                    // One partial per owned micro-shard, accumulated exactly as a single-process run would,
+                    // folded into the running sum in micro-shard order (at once on the chain's first rank).
+                    var part = HessianChainPart(columns: cols, first: shards.chain(size: comm.size).first == comm.rank)
                     try forEachMicroShard(mine, model: block, T: seqlen) { a, range, firstSample in
                         let h = LayerHessian(columns: cols)
                         let rows = range.count * seqlen, first = firstSample * seqlen
@@ -183,27 +192,25 @@ public final class SequentialQuantizer {
                             (stash.hid.base + first * c.hiddenDim).update(from: a.hid, count: rows * c.hiddenDim)
                             h.accumulate(a.hid, rows: rows)
                         }
-                        if comm.size > 1 {
-                            try partials.append(shard: range.lowerBound / shards.microBatch, h)
-                        } else {
-                            total.merge(h)
-                        }
+                        part.append(h)
                     }
-                    if comm.size > 1 {
-                        // Collective on every rank (possibly with no partials of its own).
-                        if let gathered = try comm.gather(bytes: partials.bytes, root: 0) {
-                            H = try mergeHessianPartials(gathered, columns: cols, layer: l, group: g, shards: shards,
-                                                         rows: { shards.range($0).count * seqlen }, stats: &wireStats)
-                        }
-                    } else {
-                        // The same merge order without the wire: an empty sum, then micro-shards 0, 1, 2, …
-                        H = total
+                    // The same merge order without the wire: an empty sum, then micro-shards 0, 1, 2, …
+                    H = try passHessianChain(&part, layer: l, group: g, shards: shards, seqlen: seqlen)
+                }
+                if let schedule {
+                    try solveOnOwners(group, layer: l, group: g, H: H, rows: shards.samples * seqlen, block: block, schedule: schedule, into: &out) { name in
+                        let elapsed = Date().timeIntervalSince(start)
+                        let done = Double(l) + Double(g + 1) / 4
+                        progress?(SequentialProgress(block: l, blocks: c.nLayers, module: name, elapsed: elapsed,
+                                                     eta: elapsed / done * (Double(c.nLayers) - done)))
                     }
+                    continue
                 }
                 for name in group {
                     let t0 = Date()
                     var weights: [Float] = []
                     if comm.isRoot {
+                        try observer?(name, block.weight(name), H)
                         let q = try quantize(name: name, block: block, H: H)
                         out.append(q.0)
                         weights = q.1
@@ -234,23 +241,25 @@ public final class SequentialQuantizer {
                 }
             }
         }
+        if schedule != nil { try collectSideStats() }
         return out
     }
 
-    /// Rank 0's dequantized weights of `name` on every rank (f32, shuffle+zstd, bit-exact).
-    func broadcastWeights(_ name: String, _ weights: [Float]) throws -> [Float] {
+    /// The `root` rank's dequantized weights of `name` on every rank (f32, shuffle+zstd, bit-exact).
+    func broadcastWeights(_ name: String, _ weights: [Float], root: Int = 0) throws -> [Float] {
         let info = try source.info(name)
         let shape = [info.shape[0], info.shape[1]]
         var bytes: [UInt8] = []
-        if comm.isRoot {
+        if comm.rank == root {
             let m = try WireMessage(kind: .tensorBytes, shape: shape, floats: weights, codec: .shuffleZstd())
             bytes = m.encode()
             // One copy per receiving rank.
-            for _ in 1..<comm.size { wireStats.record(m, wireBytes: bytes.count) }
+            if comm.isRoot { for _ in 1..<comm.size { wireStats.record(m, wireBytes: bytes.count) } }
         }
-        let got = try comm.broadcast(bytes: bytes, root: 0)
-        if comm.isRoot { return weights }
+        let got = try comm.broadcast(bytes: bytes, root: root)
+        if comm.rank == root { return weights }
         let m = try WireMessage.decode(got)
+        if comm.isRoot { for _ in 1..<comm.size { wireStats.record(m, wireBytes: got.count) } }
         guard m.kind == .tensorBytes, m.dtype == .f32, m.shape == shape else {
             throw ClusterError(rank: comm.rank, operation: "weight broadcast of \(name)",
                                message: "expected f32 \(shape), got \(m.kind) \(m.dtype) \(m.shape)")
@@ -270,13 +279,13 @@ public final class SequentialQuantizer {
         }
     }
 
-    /// Quantizes one tensor; returns it and the dequantized weights the model continues with.
-    func quantize(name: String, block: LlamaModel, H: LayerHessian?) throws -> (QuantizedLinear, [Float]) {
+    /// Quantizes one tensor to `storage` (default: `target(name)`); returns it and the dequantized
+    /// weights the model continues with. The caller runs `observer` (on rank 0, before dispatch).
+    func quantize(name: String, block: LlamaModel, H: LayerHessian?, storage: StorageTarget? = nil) throws -> (QuantizedLinear, [Float]) {
         let info = try source.info(name)
         let rows = info.shape[0], cols = info.shape[1]
         let W = block.weight(name)
-        try observer?(name, W, H)
-        let t = target(name)
+        let t = storage ?? target(name)
         if case .ggml(let type) = t, !type.isQuantizable {
             // Plain floats (a fallback for rows no block fits): stored as they are, nothing to solve.
             let bytes = try W.withUnsafeBufferPointer { try encodeTensor(type, rows: rows, cols: cols, $0.baseAddress!) }

@@ -11,6 +11,8 @@
 /// What a message carries.
 public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case hessian = 1, vector, scalars, tensorBytes, manifest, control
+    /// One part of a quantized linear (codes, grid parameters, ggml bytes, …) on its way to rank 0.
+    case quantizedLinear
     public var description: String {
         switch self {
         case .hessian: "hessian"
@@ -19,6 +21,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .tensorBytes: "tensorBytes"
         case .manifest: "manifest"
         case .control: "control"
+        case .quantizedLinear: "quantizedLinear"
         }
     }
 }

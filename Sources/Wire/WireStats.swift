@@ -21,9 +21,10 @@ public struct WireStats: Sendable, Equatable {
         record(kind: message.kind, rawBytes: message.payload.count, wireBytes: wireBytes)
     }
 
-    public mutating func record(kind: MessageKind, rawBytes: Int, wireBytes: Int) {
+    /// Records `messages` messages (one by default) of `kind` with these byte totals.
+    public mutating func record(kind: MessageKind, messages: Int = 1, rawBytes: Int, wireBytes: Int) {
         var c = byKind[kind] ?? Counter()
-        c.messages += 1
+        c.messages += messages
         c.rawBytes += rawBytes
         c.wireBytes += wireBytes
         byKind[kind] = c

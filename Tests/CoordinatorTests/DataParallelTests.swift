@@ -49,20 +49,31 @@ import Wire
             #expect(h.count == ref.count, "size \(size)")
             #expect(h.sum().map(\.bitPattern) == ref.sum().map(\.bitPattern), "size \(size): different bits")
             // Only other ranks' micro-shards count as wire traffic: a hessian and a row count each.
-            let remote = (0..<shards.count).filter { $0 % size != 0 }.count
+            let remote = (0..<shards.count).filter { shards.owner(of: $0, size: size) != 0 }.count
             #expect((stats.byKind[.hessian]?.messages ?? 0) == remote)
             #expect((stats.byKind[.scalars]?.messages ?? 0) == remote)
         }
     }
 
-    @Test func ownershipIsRoundRobinAndCoversEverySample() {
+    @Test func ownershipIsContiguousReversedAndCoversEverySample() {
         #expect(shards.count == 4)
+        // 4 micro-shards over 3 ranks: blocks [0], [1], [2, 3]; block j belongs to rank 2 − j.
+        #expect(shards.owned(rank: 2, size: 3) == [0])
         #expect(shards.owned(rank: 1, size: 3) == [1])
-        #expect(shards.owned(rank: 0, size: 3) == [0, 3])
+        #expect(shards.owned(rank: 0, size: 3) == [2, 3])
+        #expect(shards.chain(size: 3) == [2, 1, 0])
+        #expect(shards.owner(of: 3, size: 3) == 0)
+        // Fewer micro-shards than ranks: some own nothing and are not on the chain, which still ends on 0.
         #expect(shards.owned(rank: 4, size: 5) == [])
+        #expect(shards.chain(size: 5) == [3, 2, 1, 0])
         #expect(shards.local(rank: 0, size: 3).map(\.localFirst) == [0, 3])
+        #expect(shards.local(rank: 0, size: 3).map(\.range) == [6..<9, 9..<11])
+        #expect(shards.rowsBefore(2, seqlen: T) == 6 * T)
+        #expect(shards.rowsBefore(4, seqlen: T) == 11 * T)
         for size in 1...5 {
             #expect((0..<size).map { shards.localSamples(rank: $0, size: size) }.reduce(0, +) == 11)
+            // Every micro-shard has exactly one owner, and the chain visits them in micro-shard order.
+            #expect(shards.chain(size: size).flatMap { shards.owned(rank: $0, size: size) } == Array(0..<shards.count))
         }
     }
 

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Owner-rank GPTQ under mpirun: modules solved on ranks other than 0 come back to rank 0 with the same
+/// report numbers (errors, damping, fallback) as a single process, and a mixed-precision plan (known on
+/// rank 0 only) reaches the owners, so the file has the same bytes. Serialized: the machine has 2 cores.
+@Suite(.serialized) struct OwnerRankTests {
+    static let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"]
+    let stories = TestData.shared("llama2c/stories260K.bin")
+    let tok = TestData.shared("llama2c/tok512.bin")
+    static let calib = ["--calib", TestData.shared("text/tinystories_valid_sample.txt"), "--nsamples", "8", "--seqlen", "64",
+                        "--micro-batch", "2"]
+
+    /// Runs quantize on `np` ranks (0: no mpirun); returns the output file's bytes and the report.
+    func quantize(np: Int, _ args: [String]) throws -> (bytes: Data, report: [String: Any]) {
+        let dir = try TestData.tempDir("owner\(np)")
+        let out = dir.appendingPathComponent("out.gguf").path
+        let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok, "--out", out] + Self.calib + args
+        if np == 0 {
+            _ = try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)
+        } else {
+            var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
+                         "-x", "OPENBLAS_NUM_THREADS=1"]
+            if np > 2 { flags.append("--oversubscribe") }
+            _ = try run("timeout", flags + cmd, env: Self.env)
+        }
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".report.json"))) as! [String: Any]
+        return (try Data(contentsOf: URL(fileURLWithPath: out)), report)
+    }
+
+    /// Each module's report without its timing.
+    func modules(_ r: [String: Any]) -> [NSDictionary] {
+        (r["modules"] as! [[String: Any]]).map { m in
+            var m = m
+            m["seconds"] = nil
+            return m as NSDictionary
+        }
+    }
+
+    func wireMessages(_ r: [String: Any], _ kind: String) -> Int {
+        ((r["wire"] as? [[String: Any]]) ?? []).first { $0["kind"] as? String == kind }?["messages"] as? Int ?? 0
+    }
+
+    @Test func reportsMatchAndOwnersSolve() throws {
+        let base = try quantize(np: 0, ["--type", "q4_0", "--act-order"])
+        for np in [2, 4] {
+            let r = try quantize(np: np, ["--type", "q4_0", "--act-order"])
+            #expect(r.bytes == base.bytes, "np \(np): different file bytes")
+            #expect(modules(r.report) == modules(base.report), "np \(np): module reports differ")
+            // stories260K: q/k/v split over 2 or 3 ranks and gate/up over 2, so per block 3 modules come
+            // back from another rank, 6 messages each.
+            #expect(wireMessages(r.report, "quantizedLinear") == 5 * 3 * 6, "np \(np): \(r.report["wire"] ?? "")")
+            // The chain: one hop per rank boundary per group (5 blocks x 4 groups), plus H to each other owner.
+            let owners = np == 2 ? 2 : 3
+            #expect(wireMessages(r.report, "hessian") == 5 * 4 * (np - 1) + 5 * owners, "np \(np)")
+        }
+    }
+
+    @Test func mixedPrecisionPlanReachesTheOwners() throws {
+        let args = ["--target-bpw", "8.25"]
+        let base = try quantize(np: 0, args)
+        let r = try quantize(np: 2, args)
+        #expect(r.bytes == base.bytes, "mixed precision under 2 ranks wrote different bytes")
+        #expect(modules(r.report) == modules(base.report))
+        #expect(wireMessages(r.report, "quantizedLinear") > 0)
+    }
+}
