@@ -245,15 +245,16 @@ public enum HessianWire {
 /// One rank's part of the layer Hessian of a group: the running sum in micro-shard order.
 ///
 /// The chain's first rank (the one owning micro-shard 0) folds its micro-shards into an empty sum as
-/// they finish; every later rank keeps its partials (exact floats, half the memory of doubles) until
-/// the running sum of all earlier micro-shards arrives, then folds them on. Each addition is the one a
-/// single process makes in the same order, so the total has the same bits for any number of ranks.
+/// they finish; every later rank keeps its partials (exact float triangles, a quarter of the double
+/// matrix) until the running sum of all earlier micro-shards arrives, then folds them on. Each addition
+/// is the one a single process makes in the same order, so the total has the same bits for any number
+/// of ranks.
 public struct HessianChainPart {
     public let columns: Int
     /// Whether this rank starts the chain (no earlier micro-shards).
     public let first: Bool
     private var total: LayerHessian
-    private var partials: [(count: Int, sum: [Float])] = []
+    private var partials: [(count: Int, upper: [Float])] = []
 
     public init(columns: Int, first: Bool) {
         self.columns = columns
@@ -267,10 +268,8 @@ public struct HessianChainPart {
         if first {
             total.merge(h)
         } else {
-            let s = h.sum()
-            let f = s.map { Float($0) }
-            precondition(zip(s, f).allSatisfy { Double($1) == $0 }, "a micro-shard partial that is not exact floats")
-            partials.append((h.count, f))
+            guard let u = h.exactFloatUpper() else { preconditionFailure("a micro-shard partial that is not exact floats") }
+            partials.append((h.count, u))
         }
     }
 
@@ -279,7 +278,7 @@ public struct HessianChainPart {
         precondition(first == (incoming == nil), "the first rank starts from the empty sum, the others from the incoming one")
         if let incoming {
             total = incoming
-            for p in partials { total.merge(LayerHessian(columns: columns, count: p.count, sum: p.sum.map { Double($0) })) }
+            for p in partials { total.merge(floatUpper: p.upper, count: p.count) }
             partials = []
         }
         return total

@@ -39,6 +39,8 @@ extension SequentialQuantizer {
     /// own micro-shards on, and sends the result to the next; the last is rank 0.
     func passHessianChain(_ part: inout HessianChainPart, layer: Int, group: Int, shards: MicroShards,
                           seqlen: Int) throws -> LayerHessian? {
+        let t0 = Date()
+        defer { phaseSeconds["hessian", default: 0] += Date().timeIntervalSince(t0) }
         guard comm.size > 1 else { return part.finish(incoming: nil) }
         let chain = shards.chain(size: comm.size)
         let mine = shards.owned(rank: comm.rank, size: comm.size)
@@ -88,6 +90,12 @@ extension SequentialQuantizer {
             return e
         }
         let others = Set(entries.map(\.owner)).subtracting([0]).sorted()
+        var clock = Date()
+        func lap(_ phase: String) {
+            let now = Date()
+            phaseSeconds[phase, default: 0] += now.timeIntervalSince(clock)
+            clock = now
+        }
         var myH = H
         // The merged Hessian's ids: shard = all micro-shards (UInt32.max), sender rank 0.
         let hIDs = MessageIDs(layer: UInt32(layer), module: UInt32(g), shard: UInt32.max, sender: 0)
@@ -101,15 +109,18 @@ extension SequentialQuantizer {
                     for (m, n) in messages { wireStats.record(m, wireBytes: n) }
                 }
             }
+            lap("hessian")
             for name in group { try observer?(name, block.weight(name), H) }
+            lap("observer")
         } else if others.contains(comm.rank), H == nil {
             let bytes = try comm.recv(from: 0, tag: Tag.hessianToOwner)
             let cols = try source.info(group[0]).shape[1]
             myH = try HessianWire.decode(bytes, columns: cols, count: tokens, ids: hIDs,
                                          rank: comm.rank, operation: "Hessian for \(stage)").0
+            lap("hessian")
         }
 
-        // Solve what this rank owns (group order).
+        // Solve what this rank owns (group order; `quantize` counts its own time as solve).
         var solved: [String: (QuantizedLinear, [Float])] = [:]
         for e in entries where e.owner == comm.rank {
             let t0 = Date()
@@ -124,7 +135,9 @@ extension SequentialQuantizer {
             }
         }
 
+        clock = Date()
         // Results in group order: the linear to rank 0, the weights to everyone.
+        defer { lap("results") }
         for (i, e) in entries.enumerated() {
             let info = try source.info(e.name)
             let rows = info.shape[0], cols = info.shape[1]
@@ -156,30 +169,59 @@ extension SequentialQuantizer {
         }
     }
 
-    /// Adds to rank 0's `wireStats` what the other ranks counted (messages between two ranks other than 0):
-    /// one `scalars` message per rank, i64 (kind, messages, raw bytes, wire bytes) per kind.
-    func collectSideStats() throws {
+    /// End of `run`, on every rank: rank 0 adds to its `wireStats` what the other ranks counted (messages
+    /// between two ranks other than 0) and logs every rank's phase seconds (stderr). One `manifest` per
+    /// rank: u32 kinds, then per kind u8 id and i64 messages, raw and wire bytes; u32 phases, then per
+    /// phase its name and f64 seconds.
+    func summarizeRun() throws {
         var w = ByteWriter()
-        for k in MessageKind.allCases {
-            guard !comm.isRoot, let c = wireStats.byKind[k] else { continue }
-            for v in [Int64(k.rawValue), Int64(c.messages), Int64(c.rawBytes), Int64(c.wireBytes)] { w.write(v) }
+        let kinds = comm.isRoot ? [] : MessageKind.allCases.filter { wireStats.byKind[$0] != nil }
+        w.write(UInt32(kinds.count))
+        for k in kinds {
+            let c = wireStats.byKind[k]!
+            w.write(k.rawValue)
+            for v in [c.messages, c.rawBytes, c.wireBytes] { w.write(Int64(v)) }
         }
-        let m = try WireMessage(kind: .scalars, dtype: .i64, shape: [w.bytes.count / 8], payload: w.bytes)
+        let phases = phaseSeconds.sorted { $0.key < $1.key }
+        w.write(UInt32(phases.count))
+        for (name, sec) in phases {
+            writeString(&w, name)
+            w.write(sec)
+        }
+        let m = try WireMessage(kind: .manifest, dtype: .u8, shape: [w.bytes.count], payload: w.bytes)
         guard let all = try comm.gather(bytes: m.encode(), root: 0) else { return }
-        for (r, bytes) in all.enumerated().dropFirst() {
-            let got: WireMessage
-            do { got = try WireMessage.decode(bytes) } catch {
-                throw ClusterError(rank: 0, operation: "wire statistics", message: "from rank \(r): \(error)")
-            }
-            guard got.kind == .scalars, got.dtype == .i64, got.shape.count == 1, got.count % 4 == 0 else {
-                throw ClusterError(rank: 0, operation: "wire statistics", message: "from rank \(r): \(got.kind) \(got.dtype) \(got.shape)")
-            }
-            let v = got.payload.withUnsafeBytes { raw in (0..<got.count).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) } }
-            for i in stride(from: 0, to: v.count, by: 4) {
-                guard v[i] >= 0, v[i] <= 255, let kind = MessageKind(rawValue: UInt8(v[i])), v[i + 1] >= 0, v[i + 2] >= 0, v[i + 3] >= 0 else {
-                    throw ClusterError(rank: 0, operation: "wire statistics", message: "from rank \(r): bad entry \(Array(v[i..<(i + 4)]))")
+        for (r, bytes) in all.enumerated() {
+            do {
+                let got = try WireMessage.decode(bytes)
+                guard got.kind == .manifest, got.dtype == .u8 else {
+                    throw WireError(.unknownValue, field: "run summary", expected: "a u8 manifest", found: "\(got.kind) \(got.dtype)")
                 }
-                wireStats.record(kind: kind, messages: v[i + 1], rawBytes: v[i + 2], wireBytes: v[i + 3])
+                let line: String = try got.payload.withUnsafeBytes { raw in
+                    var rd = ByteReader(raw)
+                    for _ in 0..<Int(try rd.read(UInt32.self, "kinds")) {
+                        let id = try rd.read(UInt8.self, "kind")
+                        guard let kind = MessageKind(rawValue: id) else {
+                            throw WireError(.unknownValue, field: "kind", expected: "a message kind", found: "\(id)")
+                        }
+                        let v = try (0..<3).map { _ in Int(try rd.read(Int64.self, "\(kind) bytes")) }
+                        guard r != 0, v.allSatisfy({ $0 >= 0 }) else {
+                            throw WireError(.unknownValue, field: "\(kind) counts", expected: "non-negative, not from rank 0", found: "\(v)")
+                        }
+                        wireStats.record(kind: kind, messages: v[0], rawBytes: v[1], wireBytes: v[2])
+                    }
+                    var parts: [String] = []
+                    for _ in 0..<Int(try rd.read(UInt32.self, "phases")) {
+                        let name = try readString(&rd, "phase")
+                        parts.append("\(name) " + String(format: "%.2f s", try rd.readDouble("\(name) seconds")))
+                    }
+                    guard rd.remaining == 0 else {
+                        throw WireError(.trailingBytes, field: "run summary", expected: "end", found: "\(rd.remaining) bytes")
+                    }
+                    return parts.joined(separator: ", ")
+                }
+                comm.log0("phases rank \(r) of \(comm.size): \(line)")
+            } catch {
+                throw ClusterError(rank: 0, operation: "run summary", message: "from rank \(r): \(error)")
             }
         }
     }

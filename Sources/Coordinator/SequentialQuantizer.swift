@@ -101,6 +101,10 @@ public final class SequentialQuantizer {
     /// messages that went between two other ranks (the Hessian chain with more than two ranks), which
     /// those ranks count and send at the end. So on rank 0 it is the whole job's traffic.
     public internal(set) var wireStats = WireStats()
+    /// Wall seconds this rank spent per phase of `run`: `forward` (calibration forwards and Hessian
+    /// accumulation), `hessian` (the chain and H to owners, waiting included), `solve` (quantizing its
+    /// modules), `results` (quantized linears to rank 0 and weight broadcasts, waiting for owners included).
+    public internal(set) var phaseSeconds: [String: Double] = [:]
     /// Called on rank 0 for every linear before it is quantized, with its current weights (rows, cols) and
     /// merged Hessian: the profiling pass of mixed precision reads each layer's statistics here.
     public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
@@ -241,7 +245,7 @@ public final class SequentialQuantizer {
                 }
             }
         }
-        if schedule != nil { try collectSideStats() }
+        if gptq { try summarizeRun() }
         return out
     }
 
@@ -271,6 +275,8 @@ public final class SequentialQuantizer {
     /// micro-batch composition on every rank), its global sample range, and its first local sample.
     func forEachMicroShard(_ shards: [(shard: Int, range: Range<Int>, localFirst: Int)], model: LlamaModel, T: Int,
                            _ body: (Activations, Range<Int>, Int) throws -> Void) throws {
+        let t0 = Date()
+        defer { phaseSeconds["forward", default: 0] += Date().timeIntervalSince(t0) }
         var acts: Activations? = nil
         for s in shards {
             let B = s.range.count
@@ -282,6 +288,8 @@ public final class SequentialQuantizer {
     /// Quantizes one tensor to `storage` (default: `target(name)`); returns it and the dequantized
     /// weights the model continues with. The caller runs `observer` (on rank 0, before dispatch).
     func quantize(name: String, block: LlamaModel, H: LayerHessian?, storage: StorageTarget? = nil) throws -> (QuantizedLinear, [Float]) {
+        let t0 = Date()
+        defer { phaseSeconds["solve", default: 0] += Date().timeIntervalSince(t0) }
         let info = try source.info(name)
         let rows = info.shape[0], cols = info.shape[1]
         let W = block.weight(name)

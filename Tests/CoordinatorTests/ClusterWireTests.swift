@@ -84,6 +84,9 @@ import Wire
     @Test func onePartialTravelsAsExactFloatsASumAsDoubles() throws {
         let shards = MicroShards(samples: 4, microBatch: 1)
         let one = partial(0, shards)
+        // A waiting partial is kept as its float triangle; a sum of several is not exact in floats.
+        #expect(one.exactFloatUpper()?.count == columns * (columns + 1) / 2)
+        #expect(sequential(shards).exactFloatUpper() == nil)
         let ids = MessageIDs(layer: 1, module: 0, shard: 1, sender: 1)
         let (b1, m1) = try HessianWire.encode(one, ids: ids)
         #expect(m1[0].0.dtype == .f32)

@@ -75,6 +75,44 @@ public final class LayerHessian {
         count += other.count
     }
 
+    /// The upper triangle (`i <= j`, row by row, n(n+1)/2 values) as floats when every value is exactly
+    /// a float — true after one `accumulate` into an empty hessian (`ssyrk` writes floats) — else nil.
+    /// Half the memory of the double sum, for partials that must wait before they are merged.
+    public func exactFloatUpper() -> [Float]? {
+        let n = columns
+        var out = [Float](repeating: 0, count: n * (n + 1) / 2)
+        var k = 0
+        for i in 0..<n {
+            for j in i..<n {
+                let d = upper[i * n + j], f = Float(d)
+                guard Double(f) == d else { return nil }
+                out[k] = f
+                k += 1
+            }
+        }
+        return out
+    }
+
+    /// sum += a hessian given as `exactFloatUpper()`'s triangle, count += `count`: the same double
+    /// additions as `merge` with that hessian (its lower triangle is 0 and adds nothing), so the same bits.
+    public func merge(floatUpper u: [Float], count rows: Int) {
+        let n = columns
+        precondition(u.count == n * (n + 1) / 2, "\(u.count) values for a \(n)-column triangle")
+        upper.withUnsafeMutableBufferPointer { s in
+            u.withUnsafeBufferPointer { f in
+                var k = 0
+                for i in 0..<n {
+                    let row = i * n
+                    for j in i..<n {
+                        s[row + j] += Double(f[k])
+                        k += 1
+                    }
+                }
+            }
+        }
+        count += rows
+    }
+
     /// Σ xᵀx as a full symmetric `columns × columns` row-major matrix.
     public func sum() -> [Double] {
         let n = columns
