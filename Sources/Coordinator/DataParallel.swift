@@ -182,11 +182,22 @@ public enum HessianWire {
     /// The encoded frames and the messages in them (with their framed sizes), for wire statistics.
     public static func encode(_ h: LayerHessian, ids: MessageIDs) throws -> (bytes: [UInt8], messages: [(WireMessage, Int)]) {
         let n = h.columns
-        let sum = h.sum()
-        let exactFloat = sum.allSatisfy { Double(Float($0)) == $0 }
-        let hm = exactFloat
-            ? try WireMessage(kind: .hessian, shape: [n, n], floats: sum.map { Float($0) }, codec: .triangleShuffleZstd(), ids: ids)
-            : try WireMessage(kind: .hessian, shape: [n, n], doubles: sum, codec: .triangleShuffleZstd(), ids: ids)
+        let hm: WireMessage
+        if let u = h.exactFloatUpper() {
+            // The full symmetric matrix from the triangle (the codec packs it again).
+            var f = [Float](repeating: 0, count: n * n)
+            var k = 0
+            for i in 0..<n {
+                for j in i..<n {
+                    f[i * n + j] = u[k]
+                    f[j * n + i] = u[k]
+                    k += 1
+                }
+            }
+            hm = try WireMessage(kind: .hessian, shape: [n, n], floats: f, codec: .triangleShuffleZstd(), ids: ids)
+        } else {
+            hm = try WireMessage(kind: .hessian, shape: [n, n], doubles: h.sum(), codec: .triangleShuffleZstd(), ids: ids)
+        }
         var w = ByteWriter(capacity: 8)
         w.write(Int64(h.count))
         let cm = try WireMessage(kind: .scalars, dtype: .i64, shape: [1], payload: w.bytes, codec: .raw, ids: ids)

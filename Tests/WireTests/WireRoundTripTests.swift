@@ -127,3 +127,34 @@ import Testing
         #expect((s.byKind[.hessian]?.ratio ?? 0) > 1.5) // 32x32: the 88-byte header still counts
     }
 }
+
+/// Every message kind survives a round trip (quantizedLinear is the newest), float payloads keep their
+/// bits through the bulk little-endian copy, and byte counters add up per kind.
+@Suite struct WireKindTests {
+    @Test func everyKindRoundTrips() throws {
+        for kind in MessageKind.allCases {
+            let m = try WireMessage(kind: kind, dtype: .u8, shape: [3], payload: [1, 2, 3], codec: .zstd(), ids: MessageIDs(layer: 1, module: 2, shard: 3, sender: 4))
+            let back = try WireMessage.decode(m.encode())
+            #expect(back == m && back.kind == kind && "\(kind)" != "")
+        }
+        #expect(MessageKind(rawValue: 7) == .quantizedLinear)
+    }
+
+    @Test func floatPayloadsAreLittleEndianBitExact() throws {
+        let f: [Float] = [1, -0.0, .nan, .infinity, 1e-40, 3.25]
+        let m = try WireMessage(kind: .vector, shape: [6], floats: f)
+        #expect(Array(m.payload[0..<4]) == [0, 0, 0x80, 0x3F])  // 1.0f little-endian
+        #expect(try m.floats().map(\.bitPattern) == f.map(\.bitPattern))
+        let d: [Double] = [1, -2.5e300, .leastNonzeroMagnitude]
+        let md = try WireMessage(kind: .vector, shape: [3], doubles: d)
+        #expect(Array(md.payload[0..<8]) == [0, 0, 0, 0, 0, 0, 0xF0, 0x3F])  // 1.0 little-endian
+        #expect(try md.doubles().map(\.bitPattern) == d.map(\.bitPattern))
+    }
+
+    @Test func statsCountMessagesInBulk() {
+        var s = WireStats()
+        s.record(kind: .hessian, messages: 3, rawBytes: 30, wireBytes: 12)
+        s.record(kind: .hessian, rawBytes: 5, wireBytes: 2)
+        #expect(s.byKind[.hessian] == { var c = WireStats.Counter(); c.messages = 4; c.rawBytes = 35; c.wireBytes = 14; return c }())
+    }
+}
