@@ -226,3 +226,37 @@ extension SequentialQuantizer {
         }
     }
 }
+
+/// A failure inside `SequentialQuantizer.run`: which rank, at which stage ("block 3 group gate/up",
+/// "calibration (embedding)", …), and the error underneath. The CLI turns it into an MPI abort, so the
+/// other ranks stop instead of waiting for this one in a collective.
+public struct QuantizeStageError: Error, CustomStringConvertible {
+    public let rank: Int
+    public let size: Int
+    public let stage: String
+    public let cause: any Error
+    public var description: String { "at \(stage) (rank \(rank) of \(size)): \(cause)" }
+}
+
+/// Fault injection for the failure-handling tests (as `cluster-selftest --fail-rank`): with
+/// `HESSDIST_FAULT=RANK:BLOCK:GROUP` in the environment, that rank throws this when it reaches that
+/// group (GROUP 0 q/k/v, 1 o, 2 gate/up, 3 down).
+public struct InjectedFault: Error, CustomStringConvertible {
+    public static let variable = "HESSDIST_FAULT"
+    public let rank: Int
+    public let block: Int
+    public let group: Int
+    public var description: String {
+        "injected fault (\(Self.variable)=\(rank):\(block):\(group)); unset \(Self.variable) to run normally"
+    }
+
+    /// nil when the variable is unset; a malformed value is an error (a typo must not silently test nothing).
+    static func fromEnvironment() throws -> InjectedFault? {
+        guard let v = ProcessInfo.processInfo.environment[variable], !v.isEmpty else { return nil }
+        let p = v.split(separator: ":").map { Int($0) }
+        guard p.count == 3, let r = p[0], let b = p[1], let g = p[2], r >= 0, b >= 0, (0...3).contains(g) else {
+            throw CalibrationError.invalid("\(variable)=\(v): expected RANK:BLOCK:GROUP with GROUP 0...3")
+        }
+        return InjectedFault(rank: r, block: b, group: g)
+    }
+}

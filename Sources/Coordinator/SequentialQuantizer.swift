@@ -105,6 +105,8 @@ public final class SequentialQuantizer {
     /// accumulation), `hessian` (the chain and H to owners, waiting included), `solve` (quantizing its
     /// modules), `results` (quantized linears to rank 0 and weight broadcasts, waiting for owners included).
     public internal(set) var phaseSeconds: [String: Double] = [:]
+    /// Where `run` is, for errors.
+    var stage = "setup"
     /// Called on rank 0 for every linear before it is quantized, with its current weights (rows, cols) and
     /// merged Hessian: the profiling pass of mixed precision reads each layer's statistics here.
     public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
@@ -129,7 +131,21 @@ public final class SequentialQuantizer {
     /// in micro-shard order is a chain of one running sum per rank ending on rank 0 (`HessianChainPart`),
     /// and each group's modules are solved by owner ranks chosen by cost (`OwnerSchedule`): rank 0 sends
     /// them the merged H, they send back the `QuantizedLinear` and broadcast its dequantized weights.
+    ///
+    /// Errors are `QuantizeStageError`s naming this rank and the stage (e.g. "block 3 group gate/up").
     public func run(calibration: CalibrationSet?, progress: ((SequentialProgress) -> Void)? = nil) throws -> [QuantizedLinear] {
+        do {
+            return try runStages(calibration: calibration, progress: progress)
+        } catch let e as QuantizeStageError {
+            throw e
+        } catch {
+            throw QuantizeStageError(rank: comm.rank, size: comm.size, stage: stage, cause: error)
+        }
+    }
+
+    func runStages(calibration: CalibrationSet?, progress: ((SequentialProgress) -> Void)?) throws -> [QuantizedLinear] {
+        stage = "setup"
+        let fault = try InjectedFault.fromEnvironment()
         let c = source.config
         let start = Date()
         var out: [QuantizedLinear] = []
@@ -147,6 +163,7 @@ public final class SequentialQuantizer {
         // Block 0's inputs for this rank's samples: X (S_local, T, C).
         var X: FloatBuffer? = nil
         if gptq, let cal = calibration {
+            stage = "calibration (embedding)"
             let embedder = try LlamaModel(source: source, layers: 0..<0, embedding: true, head: false, contextLength: seqlen)
             let x = FloatBuffer(count: max(1, localSamples * seqlen * c.dim))
             try forEachMicroShard(mine, model: embedder, T: seqlen) { a, range, first in
@@ -164,6 +181,8 @@ public final class SequentialQuantizer {
             let stash = gptq ? (atty: FloatBuffer(count: max(1, localSamples * seqlen * c.qDim)),
                                 hid: FloatBuffer(count: max(1, localSamples * seqlen * c.hiddenDim))) : nil
             for (g, group) in sequentialGroups(l).enumerated() {
+                stage = "block \(l) group \(groupLabel(l, g))"
+                if let fault, fault.rank == comm.rank, fault.block == l, fault.group == g { throw fault }
                 var H: LayerHessian? = nil
                 if let X, let stash {
                     let cols = try source.info(group[0]).shape[1]
@@ -233,6 +252,7 @@ public final class SequentialQuantizer {
                     }
                 }
             }
+            stage = "block \(l) (the next block's inputs)"
             // The next block's inputs: x (already past attention) + hid · Wdown of the quantized down.
             if let X, let stash {
                 try forEachMicroShard(mine, model: block, T: seqlen) { a, range, firstSample in
@@ -245,6 +265,7 @@ public final class SequentialQuantizer {
                 }
             }
         }
+        stage = "end of run"
         if gptq { try summarizeRun() }
         return out
     }

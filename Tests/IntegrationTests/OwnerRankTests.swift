@@ -65,4 +65,39 @@ import TestSupport
         #expect(modules(r.report) == modules(base.report))
         #expect(wireMessages(r.report, "quantizedLinear") > 0)
     }
+
+    /// A rank that fails inside the job (here by `HESSDIST_FAULT`) aborts every rank quickly, and the
+    /// message names the rank, the stage and the cause; whichever rank fails, the others do not hang in
+    /// the collective they are waiting in.
+    @Test(arguments: [(1, 1, 2, "block 1 group gate/up"), (0, 2, 3, "block 2 group down")])
+    func failingRankAbortsWithRankStageAndCause(rank: Int, block: Int, group: Int, stage: String) throws {
+        let dir = try TestData.tempDir("fault")
+        let fault = "\(rank):\(block):\(group)"
+        var env = Self.env
+        env["HESSDIST_FAULT"] = fault
+        let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok, "--type", "q4_0",
+                   "--out", dir.appendingPathComponent("out.gguf").path] + Self.calib
+        let t0 = Date()
+        var failure: ProcessFailure?
+        do {
+            _ = try run("timeout", ["60", "mpirun", "-np", "2", "--mca", "btl", "self,vader", "--bind-to", "none",
+                                    "-x", "OPENBLAS_NUM_THREADS=1", "-x", "HESSDIST_FAULT"] + cmd, env: env)
+        } catch let e as ProcessFailure { failure = e }
+        let f = try #require(failure, "the job must exit non-zero")
+        #expect(f.status != 0 && f.status != 124, "exit \(f.status) (124 = timed out)")
+        #expect(Date().timeIntervalSince(t0) < 30)
+        #expect(f.stderr.contains("rank \(rank) of 2 failed") && f.stderr.contains(stage)
+                && f.stderr.contains("injected fault (HESSDIST_FAULT=\(fault))"), "\(f.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out.gguf").path), "no partial output")
+    }
+
+    @Test func malformedFaultVariableIsAnError() throws {
+        let dir = try TestData.tempDir("fault-bad")
+        var env = Self.env
+        env["HESSDIST_FAULT"] = "1:2"
+        #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--type", "q4_0",
+                                           "--out", dir.appendingPathComponent("o.gguf").path] + Self.calib, env: env) } throws: { e in
+            "\(e)".contains("HESSDIST_FAULT=1:2") && "\(e)".contains("at setup")
+        }
+    }
 }
