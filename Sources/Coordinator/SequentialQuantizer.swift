@@ -100,6 +100,10 @@ public final class SequentialQuantizer {
     /// Called on rank 0 for every linear before it is quantized, with its current weights (rows, cols) and
     /// merged Hessian: the profiling pass of mixed precision reads each layer's statistics here.
     public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
+    /// Called on rank 0 after the last block with the output head's weights (the token embedding when
+    /// tied) and the Hessian of its input, the final norm's output over the calibration. Only with
+    /// calibration; the head itself is not quantized here.
+    public var headObserver: ((_ name: String, _ W: [Float], _ H: LayerHessian) throws -> Void)?
 
     public init(source: WeightSource, options: SequentialOptions, comm: Comm = .single,
                 target: @escaping (String) -> StorageTarget) {
@@ -234,7 +238,38 @@ public final class SequentialQuantizer {
                 }
             }
         }
+        if let headObserver, let X {
+            let head = try LlamaModel(source: source, layers: 0..<0, embedding: false, head: true, contextLength: seqlen)
+            if let H = try reduceHessian(layer: c.nLayers, group: 0, columns: c.dim, shards: shards, mine: mine,
+                                         model: head, seqlen: seqlen, { a, rows, first in
+                a.x.update(from: X.base + first * c.dim, count: rows * c.dim)
+                head.outputNorm(a)
+                return a.xn
+            }) {
+                let name = c.tiedEmbeddings ? TensorName.tokenEmbedding : TensorName.output
+                try headObserver(name, head.weight(name), H)
+            }
+        }
         return out
+    }
+
+    /// The layer Hessian of the input `input` returns per micro-shard (given activations, its rows and its
+    /// first row), merged on rank 0 in micro-shard order as the block groups' are; nil on other ranks.
+    func reduceHessian(layer: Int, group: Int, columns: Int, shards: MicroShards,
+                       mine: [(shard: Int, range: Range<Int>, localFirst: Int)], model: LlamaModel, seqlen: Int,
+                       _ input: (Activations, Int, Int) throws -> UnsafeMutablePointer<Float>) throws -> LayerHessian? {
+        var partials = HessianPartials(layer: layer, group: group, sender: comm.rank)
+        let total = LayerHessian(columns: columns)
+        try forEachMicroShard(mine, model: model, T: seqlen) { a, range, firstSample in
+            let h = LayerHessian(columns: columns)
+            let rows = range.count * seqlen
+            h.accumulate(try input(a, rows, firstSample * seqlen), rows: rows)
+            if comm.size > 1 { try partials.append(shard: range.lowerBound / shards.microBatch, h) } else { total.merge(h) }
+        }
+        guard comm.size > 1 else { return total }
+        guard let gathered = try comm.gather(bytes: partials.bytes, root: 0) else { return nil }
+        return try mergeHessianPartials(gathered, columns: columns, layer: layer, group: group, shards: shards,
+                                        rows: { shards.range($0).count * seqlen }, stats: &wireStats)
     }
 
     /// Rank 0's dequantized weights of `name` on every rank (f32, shuffle+zstd, bit-exact).

@@ -67,6 +67,11 @@ import TestSupport
         try sameBytesForAnyRankCount(Self.calib + ["--format", "gptq", "--bits", "8", "--group-size=-1"])
     }
 
+    @Test func mixedPrecision() throws {
+        // The profile's layer Hessians are reduced like GPTQ's; rank 0 allocates and broadcasts the types.
+        try sameBytesForAnyRankCount(Self.calib + ["--micro-batch", "2", "--target-bpw", "8.5"])
+    }
+
     @Test func unevenShardsAndDataFree() throws {
         // 7 samples in micro-batches of 3 (3, 3, 1); data-free calibration sampled on rank 0 and broadcast.
         try sameBytesForAnyRankCount(["--nsamples", "7", "--seqlen", "32", "--micro-batch", "3", "--type", "q8_0"])
