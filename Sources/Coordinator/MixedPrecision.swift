@@ -201,20 +201,20 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     let c = source.config
     let layout = try exportLayout(source: source, tokenizer: tokenizer)
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
-    // Loss-Hessian traces on rank 0 from the whole model, before the layer pass.
+    // Loss-Hessian traces from the whole model on every rank (sequences split over the ranks, per-tensor
+    // scalars gathered on rank 0), before the layer pass.
     var fisher: [String: TraceEstimate] = [:], hutchinson: [String: TraceEstimate] = [:]
     var forwardSeconds = 0.0, fisherSeconds: Double? = nil, probeSeconds: Double? = nil
-    if comm.isRoot {
+    if comm.isRoot || !profile.traces.isEmpty {
         let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
         // The unit of the cost ratios: one loss-only forward of one sequence (the second of two, warm).
-        let first = [calibration.samples[0]]
-        for _ in 0..<2 {
+        for _ in 0..<2 where comm.isRoot {
             let t = Date()
-            _ = try lm.forward(tokens: first[0], B: 1, T: calibration.seqlen)
+            _ = try lm.forward(tokens: calibration.samples[0], B: 1, T: calibration.seqlen)
             forwardSeconds = Date().timeIntervalSince(t)
         }
         if !profile.traces.isEmpty {
-            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
+            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen, comm: comm)
             if profile.traces.contains(.fisher) {
                 let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
                 let t = Date()
