@@ -47,6 +47,11 @@ public struct ProfileOptions: Sendable {
     public var hutchinsonSamples = 4
     /// Hutchinson probes at most (PyHessian's stop rule may end earlier).
     public var maxProbes = 30
+    /// Tensors (names containing one of these) whose top Hessian eigenvalue is found by power iteration:
+    /// two gradient passes over the Hutchinson sequences per iteration per tensor, so a few tensors only.
+    /// Reported, not used by the allocation. On rank 0.
+    public var eigenvalueTensors: [String] = []
+    public var eigenIterations = 20
     public init() {}
 }
 
@@ -105,6 +110,10 @@ public struct SensitivityStats: Sendable, Codable {
         public var fisher: TraceEstimate?
         public var hutchinson: TraceEstimate?
         public var candidates: [Candidate]
+        /// The largest-magnitude eigenvalue of the tensor's loss-Hessian block and the power iterations it
+        /// took, when asked for (`ProfileOptions.eigenvalueTensors`).
+        public var topEigenvalue: Double? = nil
+        public var eigenIterations: Int? = nil
     }
     /// Wall-clock cost of the measurements, for the report and BENCHMARKS.
     public struct Cost: Sendable, Codable {
@@ -205,6 +214,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     // scalars gathered on rank 0), before the layer pass.
     var fisher: [String: TraceEstimate] = [:], hutchinson: [String: TraceEstimate] = [:]
     var forwardSeconds = 0.0, fisherSeconds: Double? = nil, probeSeconds: Double? = nil
+    var eigen: [String: (eigenvalue: Double, iterations: Int)] = [:]
     if comm.isRoot || !profile.traces.isEmpty {
         let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
         // The unit of the cost ratios: one loss-only forward of one sequence (the second of two, warm).
@@ -229,6 +239,13 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                                                        seed: 0x4841_5751, progress: { traceProgress?(.hutchinson, $0, $1) })
                 for e in est { hutchinson[e.name] = e }
                 probeSeconds = Date().timeIntervalSince(t) / Double(max(1, est.map(\.samples).max() ?? 1))
+            }
+        }
+        if comm.isRoot && !profile.eigenvalueTensors.isEmpty {
+            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
+            let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
+            for name in profiler.tensorNames where profile.eigenvalueTensors.contains(where: { name.contains($0) }) {
+                eigen[name] = try profiler.topEigenvalue(seqs, tensor: name, seed: 0x4841_5751, maxIterations: profile.eigenIterations)
             }
         }
     }
@@ -263,7 +280,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
         guard !candidates.isEmpty else { return }
         let trace = imp?.reduce(0.0) { $0 + Double($1) } ?? 0
         tensors.append(.init(name: name, shape: shape, inputTrace: trace, fisher: fisher[name], hutchinson: hutchinson[name],
-                             candidates: candidates))
+                             candidates: candidates, topEigenvalue: eigen[name]?.eigenvalue, eigenIterations: eigen[name]?.iterations))
         imatrix.append(imp ?? [])
     }
     // Token frequencies of the calibration inputs: the embedding's error as the first residual stream is

@@ -14,8 +14,10 @@ struct Profile: ParsableCommand {
     @OptionGroup var trace: TraceOptions
     @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, hutchinson (or none). The layer errors are always measured.")
     var traces = "fisher,hutchinson"
-    @Option(help: "GPTQ shrinkage the layer pass records H with (its statistics do not depend on it).")
-    var shrink = SequentialOptions.defaultShrink
+    @Option(help: "Top loss-Hessian eigenvalue by power iteration for the tensors whose names contain one of these (comma-separated, e.g. blk.0.,token_embd): two gradient passes over the Hutchinson sequences per iteration per tensor.")
+    var eigenvalues: String?
+    @Option(help: "Power iterations at most per eigenvalue (PyHessian's 1e-3 stop rule may end earlier).")
+    var eigenIterations = 20
     @Option(help: "Output statistics file (.safetensors).") var out: String
 
     func traceSet() throws -> Set<SensitivityModel> {
@@ -29,7 +31,10 @@ struct Profile: ParsableCommand {
         return out
     }
 
-    func validate() throws { _ = try traceSet() }
+    func validate() throws {
+        _ = try traceSet()
+        guard eigenIterations >= 1 else { throw ValidationError("--eigen-iterations \(eigenIterations): expected >= 1") }
+    }
 
     func run() throws {
         var job = ProfileJob(modelPath: model.model, outputPath: out)
@@ -39,8 +44,9 @@ struct Profile: ParsableCommand {
         job.seqlen = calibration.seqlen
         job.seed = calibration.seed
         job.options.microBatch = calibration.microBatch
-        job.options.shrink = shrink
         job.profile = trace.options(traces: try traceSet())
+        job.profile.eigenvalueTensors = eigenvalues?.split(separator: ",").map(String.init) ?? []
+        job.profile.eigenIterations = eigenIterations
         let comm = try launchedComm()
         let line = ProgressLine()
         let result = try runProfile(job, comm: comm) { line.show($0.line) }
@@ -78,6 +84,7 @@ func sensitivityTable(_ s: SensitivityStats) -> String {
         for type in shown {
             line += pad(t.candidates.first { $0.type == type }.map { String(format: "%.4g", $0.layerError) } ?? "-", 12)
         }
+        if let e = t.topEigenvalue { line += String(format: "  λmax %.4g (%d iterations)", e, t.eigenIterations ?? 0) }
         lines.append(line)
     }
     return lines.joined(separator: "\n")

@@ -133,8 +133,10 @@ import HessianDist
         let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64"]
         let stats = dir.appendingPathComponent("stats.safetensors").path
         let table = try run(hessdistBinary, ["profile"] + common + ["--fisher-samples", "4", "--hutchinson-samples", "2",
-                                                                     "--max-probes", "10", "--out", stats])
+                                                                     "--max-probes", "10", "--eigenvalues", "blk.0.attn_q",
+                                                                     "--out", stats])
         #expect(table.contains("token_embd.weight") && table.contains("Hutchinson") && table.contains("forwards"), "\(table)")
+        #expect(table.components(separatedBy: "λmax").count == 2, "one tensor asked for its top eigenvalue: \(table)")
         // safetensors reads the container: one imatrix per profiled tensor, the JSON in the metadata.
         let check = try runPython("stats_check.py", [stats])
         #expect(check.contains("ok 31"), "\(check)")
