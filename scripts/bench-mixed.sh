@@ -1,48 +1,119 @@
 #!/usr/bin/env bash
 # Mixed precision on SmolLM2-135M-Instruct: WikiText-2 PPL (ctx 512, first CHUNKS chunks) against file
-# bits/weight for `quantize --target-bpw B` with each sensitivity model, beside the size-only plan at the
-# same budget. Calibration: tiny shakespeare, NSAMPLES × SEQLEN. Uniform types: scripts/bench-quantize.sh.
-# Usage: scripts/bench-mixed.sh [BPW...]   (default 5.3 5.455 5.6 5.75); SENSITIVITIES="size-only hessian-error fisher hutchinson"
-#   The range: below ~5.3 the Q8_0 tied embedding alone makes the budget infeasible (EXTRA='--embedding-type q4_0'
-#   reaches ~4.5); at 5.85 every tensor fits Q4_1, the source model's own type, which reproduces it exactly.
+# bits/weight. One `hessdist profile` (layer Hessians, Fisher and Hutchinson traces) serves every budget and
+# sensitivity model: each row is `quantize --stats … --target-bpw B --sensitivity S` (GPTQ on the chosen
+# types). Beside them, uniform GPTQ types (UNIFORM, TYPE or TYPE:EMBEDDING_TYPE) and llama.cpp's own mixes
+# (PEERS, `llama-quantize --imatrix` with llama-imatrix on the same calibration text, `llama-perplexity`).
+# Calibration: tiny shakespeare, NSAMPLES × SEQLEN.
+# Usage: scripts/bench-mixed.sh [BPW...]   (default 4.0 4.5 5.0 5.5)
+#   SENSITIVITIES="size-only hessian-error fisher hutchinson"  UNIFORM="Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0"
+#   PEERS="Q3_K_M Q4_K_S Q4_K_M Q5_K_S"  STATS=file (reuse a profile)  PROFILE_ARGS (e.g. "--max-probes 20")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}
 MODEL=$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
+F32=$MODELS/SmolLM2-135M-Instruct.F32.gguf
 TEXT=${TEXT:-../shared/data/text/wikitext2_test_joined.txt}
 CALIB=${CALIB:-../shared/data/text/tinyshakespeare_input.txt}
-NSAMPLES=${NSAMPLES:-128}; SEQLEN=${SEQLEN:-512}; CHUNKS=${CHUNKS:-40}; EXTRA=${EXTRA:-}
+NSAMPLES=${NSAMPLES:-128}; SEQLEN=${SEQLEN:-512}; CHUNKS=${CHUNKS:-40}
 SENSITIVITIES=${SENSITIVITIES:-size-only hessian-error fisher hutchinson}
-BPWS=("$@"); [ ${#BPWS[@]} -gt 0 ] || BPWS=(5.3 5.455 5.6 5.75)
+UNIFORM=${UNIFORM-Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0}
+PEERS=${PEERS-Q3_K_M Q4_K_S Q4_K_M Q5_K_S}
+PROFILE_ARGS=${PROFILE_ARGS:-}
+BPWS=("$@"); [ ${#BPWS[@]} -gt 0 ] || BPWS=(4.0 4.5 5.0 5.5)
 OUT=${OUT:-/tmp/hessdist-bench-mixed}; mkdir -p "$OUT"
 scripts/fetch-model.sh
 swift build -c release -j 2 >/dev/null
-BIN=.build/release/hessdist
+BIN=${HESSDIST_BIN:-.build/release/hessdist}
 PARAMS=134515008
-echo "### Mixed precision, SmolLM2-135M-Instruct, $(date -u +%Y-%m-%d), $(nproc) cores"
+CAL=(--calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN")
+STATS=${STATS:-$OUT/stats-$NSAMPLES-$SEQLEN.safetensors}
+if [ ! -f "$STATS" ]; then
+  $BIN profile --model "$MODEL" "${CAL[@]}" $PROFILE_ARGS --out "$STATS" > "$OUT/profile.out" 2>"$OUT/profile.err" \
+    || { echo "profile failed: $(tail -1 "$OUT/profile.err")" >&2; exit 1; }
+fi
+bpw() { python3 -c "print('%.3f' % ($1*8/$PARAMS))"; }
+eval_row() { # model -> "PPL ± se | KL"
+  $BIN eval --model "$1" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" --reference "$MODEL" --json 2>/dev/null > "$OUT/e.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f ± %.4f | %.5f" % (r["perplexity"], r["standardError"], r["reference"]["meanKL"]))' "$OUT/e.json"
+}
+echo "### Mixed precision against uniform types, SmolLM2-135M-Instruct, $(date -u +%Y-%m-%d), $(nproc) cores"
 echo
-echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`NSAMPLES=$NSAMPLES SEQLEN=$SEQLEN CHUNKS=$CHUNKS SENSITIVITIES='$SENSITIVITIES' EXTRA='$EXTRA' scripts/bench-mixed.sh ${BPWS[*]}\`."
+echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`NSAMPLES=$NSAMPLES SEQLEN=$SEQLEN CHUNKS=$CHUNKS SENSITIVITIES='$SENSITIVITIES' UNIFORM='$UNIFORM' PEERS='$PEERS' PROFILE_ARGS='$PROFILE_ARGS' scripts/bench-mixed.sh ${BPWS[*]}\`."
 echo "Calibration: $NSAMPLES × $SEQLEN tokens of $(basename "$CALIB"); evaluation: $(basename "$TEXT"), ctx 512, $CHUNKS chunks; GPTQ defaults."
 echo
-echo '| target bpw | sensitivity | file bytes | bits/weight | types (block linears) | PPL | mean KL vs original | profile s | quantize s (total) |'
-echo '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+python3 - "$STATS" <<'PY'
+import json, sys
+from safetensors import safe_open
+with safe_open(sys.argv[1], "np") as f:
+    s = json.loads(f.metadata()["hessdist.stats"])
+c = s["cost"]
+line = "Profile (%s): %.0f s in all; one forward of one %d-token sequence %.2f s" % (
+    s["calibration"].split(" from ")[0], c["totalSeconds"], s["seqlen"], c["forwardSeconds"])
+if c.get("fisherSecondsPerSequence"):
+    line += "; Fisher %.2f s per sequence = %.1f forwards (%d sequences)" % (
+        c["fisherSecondsPerSequence"], c["fisherSecondsPerSequence"] / c["forwardSeconds"], s["fisherSamples"])
+if c.get("hutchinsonSecondsPerProbe"):
+    n = s["hutchinsonSamples"]
+    probes = max(t["hutchinson"]["samples"] for t in s["tensors"] if t.get("hutchinson"))
+    conv = sum(1 for t in s["tensors"] if t.get("hutchinson", {}).get("converged"))
+    line += "; Hutchinson %.1f s per probe over %d sequences = %.1f forwards per sequence, %d probes, %d/%d tensors converged" % (
+        c["hutchinsonSecondsPerProbe"], n, c["hutchinsonSecondsPerProbe"] / n / c["forwardSeconds"], probes, conv, len(s["tensors"]))
+print(line + "; layer Hessians and pricing every candidate %.0f s." % c["layerPassSeconds"])
+PY
+echo
+echo '| plan | file bytes | bits/weight | types | PPL | mean KL vs original | quantize s |'
+echo '| --- | --- | --- | --- | --- | --- | --- |'
 for B in "${BPWS[@]}"; do
   for S in $SENSITIVITIES; do
     F="$OUT/smol-mixed-$B-$S.gguf"
-    /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" --calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN" \
-      --target-bpw "$B" --sensitivity "$S" $EXTRA --out "$F" >/dev/null 2>"$OUT/q.err" || { echo "| $B | $S | failed: $(tail -1 "$OUT/q.err") |"; continue; }
-    $BIN eval --model "$F" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" --reference "$MODEL" --json 2>/dev/null > "$OUT/e.json"
-    python3 - "$F.report.json" "$OUT/e.json" "$B" "$S" "$(cat "$OUT/q")" "$PARAMS" <<'PY'
+    /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" --stats "$STATS" \
+      --target-bpw "$B" --sensitivity "$S" --out "$F" >/dev/null 2>"$OUT/q.err" \
+      || { echo "| mixed $B, $S | failed: $(tail -1 "$OUT/q.err") | | | | | |"; continue; }
+    MIX=$(python3 -c '
 import json, sys
-r, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-a = r["allocation"]
+a = json.load(open(sys.argv[1]))["allocation"]
 types = {}
 for t in a["tensors"]:
     types[t["chosen"]] = types.get(t["chosen"], 0) + 1
-mix = ", ".join("%s×%d" % (k, v) for k, v in sorted(types.items()))
-print("| %s | %s | %d | %.3f | %s | %.4f ± %.4f | %.5f | %.0f | %s |" % (
-    sys.argv[3], sys.argv[4], r["fileBytes"], r["fileBytes"] * 8 / int(sys.argv[6]), mix,
-    e["perplexity"], e["standardError"], e["reference"]["meanKL"], a["profileSeconds"], sys.argv[5]))
-PY
+emb = [t["chosen"] for t in a["tensors"] if t["name"] == "token_embd.weight"]
+print(", ".join("%s×%d" % kv for kv in sorted(types.items())) + ("; embedding " + emb[0] if emb else ""))' "$F.report.json")
+    SIZE=$(stat -c %s "$F")
+    echo "| mixed $B, $S | $SIZE | $(bpw $SIZE) | $MIX | $(eval_row "$F") | $(cat "$OUT/q") |"
   done
 done
+for U in $UNIFORM; do
+  T=${U%%:*}; E=(); [[ $U == *:* ]] && E=(--embedding-type "${U##*:}")
+  F="$OUT/smol-uniform-${U/:/-}.gguf"
+  /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" --type "$T" "${E[@]}" --out "$F" >/dev/null 2>"$OUT/q.err"
+  SIZE=$(stat -c %s "$F")
+  EMB=$(python3 -c 'import json,sys; print([t["type"] for t in json.load(open(sys.argv[1]))["types"] if t["name"]=="token_embd.weight"][0])' "$F.report.json")
+  echo "| uniform GPTQ $T | $SIZE | $(bpw $SIZE) | all block linears $T; embedding $EMB | $(eval_row "$F") | $(cat "$OUT/q") |"
+done
+if [ -n "$PEERS" ]; then
+  PEER=$(scripts/build-peer.sh)
+  [ -f "$F32" ] || { "$PEER/bin/llama-quantize" --allow-requantize "$MODEL" "$F32.partial" F32 >/dev/null 2>&1 && mv "$F32.partial" "$F32"; }
+  IMATRIX=${IMATRIX:-$OUT/imatrix-$NSAMPLES-$SEQLEN.gguf}
+  [ -f "$IMATRIX" ] || "$PEER/bin/llama-imatrix" -m "$F32" -f "$CALIB" -c "$SEQLEN" --chunks "$NSAMPLES" -t 2 -o "$IMATRIX" \
+    > "$OUT/imatrix.log" 2>&1 || { echo "llama-imatrix failed, see $OUT/imatrix.log" >&2; exit 1; }
+  for P in $PEERS; do
+    F="$OUT/smol-llamacpp-$P.gguf"
+    "$PEER/bin/llama-quantize" --imatrix "$IMATRIX" "$F32" "$F" "$P" > "$OUT/lq.log" 2>&1
+    MIX=$(python3 - "$F" <<'PY'
+import sys
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+types = {}
+for t in r.tensors:
+    if len(t.shape) == 2 or t.name == "token_embd.weight":
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+emb = [t.tensor_type.name for t in r.tensors if t.name == "token_embd.weight"]
+print(", ".join("%s×%d" % kv for kv in sorted(types.items())) + "; embedding " + emb[0])
+PY
+)
+    "$PEER/bin/llama-perplexity" -m "$F" -f "$TEXT" -c 512 --chunks "$CHUNKS" -t 2 -b 512 > "$OUT/p.log" 2>&1
+    PPL=$(grep -o 'Final estimate: PPL = [0-9.]* +/- [0-9.]*' "$OUT/p.log" | sed 's/Final estimate: PPL = //; s/+\/-/±/')
+    SIZE=$(stat -c %s "$F")
+    echo "| llama.cpp $P --imatrix (llama-perplexity) | $SIZE | $(bpw $SIZE) | $MIX | $PPL | | |"
+  done
+fi

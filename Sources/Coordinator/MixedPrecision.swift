@@ -1,7 +1,10 @@
-// Mixed precision for GGUF: profile every block linear's layer Hessian on the unquantized model, price
-// each candidate ggml type by the exact bytes it adds to the file and by a sensitivity, and choose one
-// type per tensor with the exact budgeted solver (`BitAllocationProblem`). Not the solver, not GPTQ:
-// the chosen types then go through the ordinary sequential quantizer.
+// Mixed precision for GGUF in two steps. Profiling (`profileSensitivity`) measures, per tensor the
+// allocation may choose for (every block linear, and the embedding / output head), the exact bytes each
+// candidate ggml type adds to the file and the damage it does under every sensitivity model; the result
+// (`SensitivityStats`) is enough to allocate any budget without the model. Allocation
+// (`allocateMixedPrecision`) prices the candidates by one sensitivity model and chooses one type per
+// tensor with the exact budgeted solver (`BitAllocationProblem`). Not GPTQ: the chosen types then go
+// through the ordinary sequential quantizer.
 import Foundation
 import HessianDist
 import Node
@@ -11,7 +14,8 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// The layer-wise error tr(ΔW H ΔWᵀ) of round-to-nearest (with the imatrix diag(H) where the type has
     /// an importance search) against the layer Hessian H of the unquantized model: the output error of
     /// that layer alone, what GPTQ then reduces. Cheap (one calibration pass) but blind to how much the
-    /// layer's output error moves the loss.
+    /// layer's output error moves the loss. For the embedding, its error as the (tied) output head plus
+    /// the mean over calibration tokens of ‖ΔE_token‖², its error as the first residual stream.
     case hessianError = "hessian-error"
     /// HAWQ's Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with Tr(H_b) the empirical Fisher trace of tensor b: the mean
     /// over sequences of ‖∇_b ℓ‖² (one backward pass per sequence).
@@ -24,23 +28,124 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// while they fit (`BitAllocationProblem.sizeOnlyBaseline`). The baseline the others must beat; the
     /// report's costs are the hessian-error ones.
     case sizeOnly = "size-only"
+
+    /// The loss-Hessian trace this model needs estimated, if any.
+    public var needsTrace: Bool { self == .fisher || self == .hutchinson }
+}
+
+/// What profiling measures and how hard it tries.
+public struct ProfileOptions: Sendable {
+    /// Types a tensor may take (each only where its row length is a whole number of blocks).
+    public var candidates: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    /// Loss-Hessian traces to estimate (fisher, hutchinson); the layer errors are always measured.
+    public var traces: Set<SensitivityModel> = []
+    /// Calibration sequences the Fisher traces average over (the first ones of the set): one backward
+    /// pass each.
+    public var fisherSamples = 16
+    /// Calibration sequences of Hutchinson's Hessian-vector products: each probe costs two gradient passes
+    /// over all of them.
+    public var hutchinsonSamples = 4
+    /// Hutchinson probes at most (PyHessian's stop rule may end earlier).
+    public var maxProbes = 30
+    /// Tensors (names containing one of these) whose top Hessian eigenvalue is found by power iteration:
+    /// two gradient passes over the Hutchinson sequences per iteration per tensor, so a few tensors only.
+    /// Reported, not used by the allocation. On rank 0.
+    public var eigenvalueTensors: [String] = []
+    public var eigenIterations = 20
+    public init() {}
+}
+
+/// A budget for the whole file, every byte counted (header, metadata, embedding, norms, padding).
+public enum FileBudget: Sendable, Equatable {
+    /// Bytes × 8 / parameters.
+    case bitsPerWeight(Double)
+    case bytes(Int)
+
+    func bytes(parameters: Int) -> Int {
+        switch self {
+        case .bitsPerWeight(let b): return Int((b * Double(parameters) / 8).rounded(.down))
+        case .bytes(let n): return n
+        }
+    }
+
+    var flag: String {
+        switch self {
+        case .bitsPerWeight(let b): return "--target-bpw \(b)"
+        case .bytes(let n): return "--target-size \(n)"
+        }
+    }
 }
 
 public struct MixedPrecisionOptions: Sendable {
-    /// The whole file's budget: bytes × 8 / parameters, every byte counted (header, metadata, embedding,
-    /// norms, padding).
-    public var targetBitsPerWeight: Double
-    /// Types a block linear may take (each only where its row length is a whole number of blocks).
-    public var candidates: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    public var budget: FileBudget
     public var sensitivity: SensitivityModel = .hessianError
-    /// Calibration sequences the Fisher / Hutchinson traces average over (the first ones of the set):
-    /// each costs a backward pass (Fisher) or two per probe (Hutchinson).
-    public var sensitivitySamples = 16
-    /// Hutchinson probes at most (PyHessian's stop rule may end earlier).
-    public var maxProbes = 30
+    /// What the profile measures (when the job profiles rather than reading a stats file).
+    public var profile = ProfileOptions()
+    /// Tensors the solver may not choose for, with their type.
+    public var pinned: [String: GGMLType] = [:]
     /// Budgets (bits per weight) at which the report lists the optimal cost: the Pareto frontier.
     public var frontier: [Double] = stride(from: 4.0, through: 9.0, by: 0.25).map { $0 }
-    public init(targetBitsPerWeight: Double) { self.targetBitsPerWeight = targetBitsPerWeight }
+    public init(budget: FileBudget) { self.budget = budget }
+    public init(targetBitsPerWeight: Double) { self.budget = .bitsPerWeight(targetBitsPerWeight) }
+}
+
+/// Everything the allocation needs, from one profiling pass: written by `hessdist profile`, read by
+/// `hessdist allocate` and `quantize --stats`.
+public struct SensitivityStats: Sendable, Codable {
+    public struct Candidate: Sendable, Codable {
+        public var type: String
+        /// Bytes in the file's data section, padding included.
+        public var bytes: Int
+        /// tr(ΔW H̄ ΔWᵀ) with H̄ GPTQ's mean layer Hessian 2/N·XᵀX; for the embedding, plus
+        /// its input error (see `SensitivityModel.hessianError`).
+        public var layerError: Double
+        /// ‖Q(W) − W‖².
+        public var squaredError: Double
+    }
+    public struct Tensor: Sendable, Codable {
+        public var name: String
+        public var shape: [Int]
+        /// The imatrix's sum: the mean over calibration tokens of ‖x‖², x the tensor's input.
+        public var inputTrace: Double
+        public var fisher: TraceEstimate?
+        public var hutchinson: TraceEstimate?
+        public var candidates: [Candidate]
+        /// The largest-magnitude eigenvalue of the tensor's loss-Hessian block and the power iterations it
+        /// took, when asked for (`ProfileOptions.eigenvalueTensors`).
+        public var topEigenvalue: Double? = nil
+        public var eigenIterations: Int? = nil
+    }
+    /// Wall-clock cost of the measurements, for the report and BENCHMARKS.
+    public struct Cost: Sendable, Codable {
+        /// One forward pass of one calibration sequence (loss only), the unit of the ratios.
+        public var forwardSeconds: Double
+        /// One Fisher sequence: a forward and a backward pass.
+        public var fisherSecondsPerSequence: Double?
+        /// One Hutchinson probe: two gradient passes over `hutchinsonSamples` sequences.
+        public var hutchinsonSecondsPerProbe: Double?
+        /// The layer-Hessian pass and pricing every candidate.
+        public var layerPassSeconds: Double
+        public var totalSeconds: Double
+    }
+    public var version = 1
+    public var model: String
+    public var calibration: String
+    public var seqlen: Int
+    public var parameters: Int
+    /// Bytes no allocation chooses: header and metadata, and the tensors that are not profiled (norms) at
+    /// their fixed types.
+    public var fixedBytes: Int
+    public var tensors: [Tensor]
+    public var fisherSamples: Int?
+    public var hutchinsonSamples: Int?
+    public var cost: Cost
+    /// diag(H̄) of each profiled tensor's input (the imatrix), in `tensors` order; the export quantizes the
+    /// embedding with it, as it was priced.
+    public var imatrix: [[Float]] = []
+
+    private enum CodingKeys: String, CodingKey {
+        case version, model, calibration, seqlen, parameters, fixedBytes, tensors, fisherSamples, hutchinsonSamples, cost
+    }
 }
 
 /// What the allocation decided and why, for the report.
@@ -66,7 +171,7 @@ public struct AllocationReport: Sendable, Codable {
     public var sensitivity: String
     public var targetBitsPerWeight: Double
     public var budgetBytes: Int
-    /// Bytes the allocation does not choose: header, metadata, embedding, output, norms.
+    /// Bytes the allocation does not choose: header, metadata, norms, pinned tensors.
     public var fixedBytes: Int
     /// The file size the plan gives (equal to the written file's size).
     public var plannedFileBytes: Int
@@ -78,119 +183,239 @@ public struct AllocationReport: Sendable, Codable {
     public var frontier: [FrontierPoint]
     /// Per tensor, the trace the HAWQ cost used (fisher / hutchinson), with its standard error.
     public var traces: [TraceEstimate]?
-    /// Seconds of the profiling pass (calibration forwards and pricing every candidate).
+    /// Seconds of the profiling pass (calibration forwards, traces and pricing every candidate).
     public var profileSeconds: Double
 }
 
 public enum MixedPrecisionError: Error, CustomStringConvertible {
     case budget(String)
+    case stats(file: String, field: String, expected: String, found: String)
     public var description: String {
-        switch self { case .budget(let s): return "--target-bpw: \(s)" }
+        switch self {
+        case .budget(let s): return s
+        case .stats(let file, let field, let expected, let found):
+            return "\(file): \(field): expected \(expected), found \(found) (hint: write it with `hessdist profile`, for this model)"
+        }
     }
 }
 
-/// Profiles `source` on `calibration` (every rank takes part; data parallel as the quantizer is) and, on
-/// rank 0, returns the per-tensor types for a budget of `mixed.targetBitsPerWeight`, with the report.
-/// `base` fixes the tensors that are not block linears (embedding, output, norms). Other ranks return nil.
-public func planMixedPrecision(source: WeightSource, tokenizer: Tokenizer?, base: TypePlan, calibration: CalibrationSet,
-                               options: SequentialOptions, mixed: MixedPrecisionOptions,
+/// Profiles `source` on `calibration` (every rank takes part in the layer-Hessian pass, data parallel as
+/// the quantizer is; the traces run on rank 0) and returns the statistics on rank 0, nil elsewhere.
+/// `base` gives the types of the tensors that are not profiled (norms).
+public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base: TypePlan, calibration: CalibrationSet,
+                               calibrationDescription: String, options: SequentialOptions, profile: ProfileOptions,
                                comm: Comm = .single, progress: ((SequentialProgress) -> Void)? = nil,
-                               traceProgress: ((Int, Int) -> Void)? = nil) throws -> (plan: TypePlan, report: AllocationReport)? {
+                               traceProgress: ((SensitivityModel, Int, Int) -> Void)? = nil) throws -> SensitivityStats? {
     let t0 = Date()
+    let c = source.config
     let layout = try exportLayout(source: source, tokenizer: tokenizer)
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
-    var items: [AllocationItem] = []
-    // HAWQ models: per-tensor loss-Hessian traces on rank 0 from the whole model, before the layer pass.
-    var traces: [String: TraceEstimate] = [:]
-    if mixed.sensitivity == .fisher || mixed.sensitivity == .hutchinson, comm.isRoot {
+    // Loss-Hessian traces from the whole model on every rank (sequences split over the ranks, per-tensor
+    // scalars gathered on rank 0), before the layer pass.
+    var fisher: [String: TraceEstimate] = [:], hutchinson: [String: TraceEstimate] = [:]
+    var forwardSeconds = 0.0, fisherSeconds: Double? = nil, probeSeconds: Double? = nil
+    var eigen: [String: (eigenvalue: Double, iterations: Int)] = [:]
+    if comm.isRoot || !profile.traces.isEmpty {
         let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
-        let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
-        let seqs = Array(calibration.samples.prefix(max(1, mixed.sensitivitySamples)))
-        let estimates = mixed.sensitivity == .fisher
-            ? try profiler.empiricalFisher(seqs, progress: traceProgress)
-            : try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: mixed.maxProbes, minProbes: min(10, mixed.maxProbes)),
-                                           seed: 0x4841_5751, progress: traceProgress)
-        for e in estimates { traces[e.name] = e }
+        // The unit of the cost ratios: one loss-only forward of one sequence (the second of two, warm).
+        for _ in 0..<2 where comm.isRoot {
+            let t = Date()
+            _ = try lm.forward(tokens: calibration.samples[0], B: 1, T: calibration.seqlen)
+            forwardSeconds = Date().timeIntervalSince(t)
+        }
+        if !profile.traces.isEmpty {
+            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen, comm: comm)
+            if profile.traces.contains(.fisher) {
+                let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
+                let t = Date()
+                for e in try profiler.empiricalFisher(seqs, progress: { traceProgress?(.fisher, $0, $1) }) { fisher[e.name] = e }
+                fisherSeconds = Date().timeIntervalSince(t) / Double(seqs.count)
+            }
+            if profile.traces.contains(.hutchinson) {
+                let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
+                let t = Date()
+                let est = try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: profile.maxProbes,
+                                                                           minProbes: min(10, profile.maxProbes)),
+                                                       seed: 0x4841_5751, progress: { traceProgress?(.hutchinson, $0, $1) })
+                for e in est { hutchinson[e.name] = e }
+                probeSeconds = Date().timeIntervalSince(t) / Double(max(1, est.map(\.samples).max() ?? 1))
+            }
+        }
+        if comm.isRoot && !profile.eigenvalueTensors.isEmpty {
+            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
+            let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
+            for name in profiler.tensorNames where profile.eigenvalueTensors.contains(where: { name.contains($0) }) {
+                eigen[name] = try profiler.topEigenvalue(seqs, tensor: name, seed: 0x4841_5751, maxIterations: profile.eigenIterations)
+            }
+        }
     }
-    // The profiling pass: the sequential quantizer's calibration with every linear kept as F32, which
-    // round-trips exactly, so each Hessian is that of the unquantized model.
-    var profileOptions = options
-    profileOptions.method = .gptq
-    let profiler = SequentialQuantizer(source: source, options: profileOptions, comm: comm) { _ in .ggml(.f32) }
-    profiler.observer = { name, W, H in
-        guard let H, let shape = shapes[name] else { return }
+    let tLayers = Date()
+    var tensors: [SensitivityStats.Tensor] = []
+    var imatrix: [[Float]] = []
+    // One tensor's candidates: bytes and damage. `inputError` adds the embedding's error as the first
+    // residual stream, from each candidate's dequantized rows.
+    func price(_ name: String, _ W: [Float], _ H: LayerHessian?, inputError: (([Float]) -> Double)? = nil) throws {
+        guard let shape = shapes[name] else { return }
         let rows = shape[0], cols = shape[1]
-        // Once per tensor, not per candidate: the imatrix, and (for the layer-wise error) H itself.
-        let imatrix = H.diagonal
-        let hMean = mixed.sensitivity == .hessianError || mixed.sensitivity == .sizeOnly ? H.mean() : []
-        var choices: [AllocationChoice] = []
-        for type in mixed.candidates where cols % type.blockSize == 0 {
+        // Once per tensor, not per candidate: GPTQ's mean H and the imatrix (stored, so the export quantizes
+        // the embedding with the very importance its price was computed with).
+        let hMean = H?.mean()
+        let imp = H?.diagonal
+        var candidates: [SensitivityStats.Candidate] = []
+        for type in profile.candidates where cols % type.blockSize == 0 {
             let bytes = try W.withUnsafeBufferPointer { w in
-                try quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!, importance: imatrix)
+                try imp.map { try quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!, importance: $0) }
+                    ?? quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!)
             }
             var Q = [Float](repeating: 0, count: rows * cols)
             try bytes.withUnsafeBytes { raw in try Q.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) } }
-            let cost: Double
-            switch mixed.sensitivity {
-            case .hessianError, .sizeOnly:
-                cost = layerError(W: W, Q: Q, H: hMean, rows: rows, cols: cols)
-            case .fisher, .hutchinson:
-                guard let tr = traces[name] else { throw MixedPrecisionError.budget("no trace was estimated for \(name)") }
-                var d2 = 0.0
-                for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
-                cost = max(0, tr.mean) / Double(rows * cols) * d2
-            }
-            choices.append(AllocationChoice(label: type.description, bytes: layout.dataBytes(type, elements: rows * cols)!,
-                                            cost: cost))
+            var d2 = 0.0
+            for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
+            var err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
+            if let inputError { err += inputError(Q) }
+            candidates.append(.init(type: type.description, bytes: layout.dataBytes(type, elements: rows * cols)!,
+                                    layerError: err, squaredError: d2))
         }
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
-        if !choices.isEmpty { items.append(AllocationItem(name: name, choices: choices)) }
+        guard !candidates.isEmpty else { return }
+        let trace = imp?.reduce(0.0) { $0 + Double($1) } ?? 0
+        tensors.append(.init(name: name, shape: shape, inputTrace: trace, fisher: fisher[name], hutchinson: hutchinson[name],
+                             candidates: candidates, topEigenvalue: eigen[name]?.eigenvalue, eigenIterations: eigen[name]?.iterations))
+        imatrix.append(imp ?? [])
     }
-    _ = try profiler.run(calibration: calibration, progress: progress)
+    // Token frequencies of the calibration inputs: the embedding's error as the first residual stream is
+    // the mean over tokens of ‖ΔE_token‖².
+    var frequency: [Int32: Double] = [:]
+    for s in calibration.samples { for t in s { frequency[t, default: 0] += 1 } }
+    let tokens = Double(calibration.tokenCount)
+    func embeddingInputError(_ E: [Float]) -> (([Float]) -> Double) {
+        { Q in
+            var s = 0.0
+            for (t, n) in frequency {
+                let r = Int(t) * c.dim
+                var d2 = 0.0
+                for j in 0..<c.dim { let d = Double(E[r + j] - Q[r + j]); d2 += d * d }
+                s += n * d2
+            }
+            return s / tokens
+        }
+    }
+    // The layer pass: the sequential quantizer's calibration with every linear kept as F32, which
+    // round-trips exactly, so each Hessian is that of the unquantized model.
+    var profileOptions = options
+    profileOptions.method = .gptq
+    let layers = SequentialQuantizer(source: source, options: profileOptions, comm: comm) { _ in .ggml(.f32) }
+    layers.observer = { name, W, H in try price(name, W, H) }
+    layers.headObserver = { name, W, H in
+        // Tied: the embedding is the head, its damage both at the output and at the input.
+        if c.tiedEmbeddings {
+            try price(name, W, H, inputError: embeddingInputError(W))
+        } else {
+            try price(name, W, H)
+            let E = try source.dequantize(TensorName.tokenEmbedding)
+            try price(TensorName.tokenEmbedding, E, nil, inputError: embeddingInputError(E))
+        }
+    }
+    _ = try layers.run(calibration: calibration, progress: progress)
     guard comm.isRoot else { return nil }
-
-    let linear = Set(items.map(\.name))
+    let profiled = Set(tensors.map(\.name))
     var fixed = layout.headerBytes
-    for t in source.tensors where !linear.contains(t.name) {
+    for t in source.tensors where !profiled.contains(t.name) {
         fixed += layout.dataBytes(base.types[t.name]!, elements: t.shape.reduce(1, *))!
     }
-    let params = Double(source.config.parameterCount)
-    func budget(_ bpw: Double) -> Int { Int((bpw * params / 8).rounded(.down)) }
-    let problem = BitAllocationProblem(items: items, fixedBytes: fixed, budgetBytes: budget(mixed.targetBitsPerWeight))
+    let layerSeconds = Date().timeIntervalSince(tLayers)
+    var stats = SensitivityStats(model: source.path, calibration: calibrationDescription, seqlen: calibration.seqlen,
+                                 parameters: c.parameterCount, fixedBytes: fixed, tensors: tensors,
+                                 fisherSamples: profile.traces.contains(.fisher) ? min(profile.fisherSamples, calibration.samples.count) : nil,
+                                 hutchinsonSamples: profile.traces.contains(.hutchinson) ? min(profile.hutchinsonSamples, calibration.samples.count) : nil,
+                                 cost: .init(forwardSeconds: forwardSeconds, fisherSecondsPerSequence: fisherSeconds,
+                                             hutchinsonSecondsPerProbe: probeSeconds, layerPassSeconds: layerSeconds,
+                                             totalSeconds: Date().timeIntervalSince(t0)))
+    stats.imatrix = imatrix
+    return stats
+}
+
+/// The type of every profiled tensor under `mixed`'s budget and sensitivity model, with the report.
+/// Pure: no model, no files.
+public func allocateMixedPrecision(stats: SensitivityStats,
+                                   mixed: MixedPrecisionOptions) throws -> (types: [String: GGMLType], report: AllocationReport) {
+    let params = Double(stats.parameters)
+    var fixed = stats.fixedBytes
+    var items: [AllocationItem] = []
+    var traces: [TraceEstimate] = []
+    for t in stats.tensors {
+        if let pin = mixed.pinned[t.name] {
+            guard let c = t.candidates.first(where: { $0.type == pin.description }) else {
+                throw MixedPrecisionError.budget("--pin \(t.name)=\(pin): not a candidate for its shape \(t.shape) (candidates: \(t.candidates.map(\.type).joined(separator: ", ")))")
+            }
+            fixed += c.bytes
+            continue
+        }
+        let trace: TraceEstimate?
+        switch mixed.sensitivity {
+        case .fisher: trace = t.fisher
+        case .hutchinson: trace = t.hutchinson
+        case .hessianError, .sizeOnly: trace = nil
+        }
+        if mixed.sensitivity.needsTrace {
+            guard let trace else {
+                throw MixedPrecisionError.budget("--sensitivity \(mixed.sensitivity.rawValue): the statistics have no \(mixed.sensitivity.rawValue) trace for \(t.name) (hint: profile with --traces \(mixed.sensitivity.rawValue))")
+            }
+            traces.append(trace)
+        }
+        let n = Double(t.shape.reduce(1, *))
+        items.append(AllocationItem(name: t.name, choices: t.candidates.map { c in
+            AllocationChoice(label: c.type, bytes: c.bytes,
+                             cost: trace.map { max(0, $0.mean) / n * c.squaredError } ?? c.layerError)
+        }))
+    }
+    let budgetBytes = mixed.budget.bytes(parameters: stats.parameters)
+    let problem = BitAllocationProblem(items: items, fixedBytes: fixed, budgetBytes: budgetBytes)
     let range = try problem.usefulByteRange()
     let plan: BitPlan
     do {
         plan = mixed.sensitivity == .sizeOnly ? try problem.sizeOnlyBaseline() : try problem.solve()
     } catch BitAllocationError.infeasible(_, let smallest) {
         throw MixedPrecisionError.budget(
-            "\(mixed.targetBitsPerWeight) bits/weight is \(problem.budgetBytes) bytes; the smallest file these candidates allow is \(smallest) bytes (\(String(format: "%.3f", Double(smallest * 8) / params)) bits/weight): raise the target or add smaller candidates")
+            "\(mixed.budget.flag): \(budgetBytes) bytes; the smallest file these candidates allow is \(smallest) bytes (\(String(format: "%.3f", Double(smallest * 8) / params)) bits/weight): raise the target or add smaller candidates")
     }
-    let budgets = mixed.frontier.map(budget).filter { $0 >= range.lowerBound }
+    let budgets = mixed.frontier.map { FileBudget.bitsPerWeight($0).bytes(parameters: stats.parameters) }
+        .filter { $0 >= range.lowerBound }
     let frontier = try problem.paretoFrontier(budgets: budgets).map { p in
         AllocationReport.FrontierPoint(bitsPerWeight: Double(p.budgetBytes * 8) / params, fileBytes: p.totalBytes,
                                        cost: p.totalCost, types: Dictionary(p.labels.values.map { ($0, 1) }, uniquingKeysWith: +))
     }
-    var result = base
-    for (name, label) in plan.labels { result.types[name] = GGMLType(name: label)! }
-    result.choices = result.choices.map { c in
-        var c = c
-        if let label = plan.labels[c.name] { c.type = label; c.fallbackFrom = nil }
-        return c
-    }
+    var types = plan.labels.mapValues { GGMLType(name: $0)! }
+    for (name, type) in mixed.pinned { types[name] = type }
     let tensors = items.map { item in
         AllocationReport.Tensor(name: item.name, chosen: plan.labels[item.name]!,
                                 candidates: item.choices.map { .init(type: $0.label, bytes: $0.bytes, cost: $0.cost) })
     }
-    let report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, targetBitsPerWeight: mixed.targetBitsPerWeight,
-                                  budgetBytes: problem.budgetBytes, fixedBytes: fixed, plannedFileBytes: plan.totalBytes,
+    let report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, targetBitsPerWeight: Double(budgetBytes * 8) / params,
+                                  budgetBytes: budgetBytes, fixedBytes: fixed, plannedFileBytes: plan.totalBytes,
                                   totalCost: plan.totalCost, optimal: plan.isOptimal, lowerBound: plan.lowerBound,
-                                  tensors: tensors, frontier: frontier,
-                                  traces: traces.isEmpty ? nil : items.compactMap { traces[$0.name] },
-                                  profileSeconds: Date().timeIntervalSince(t0))
-    return (result, report)
+                                  tensors: tensors, frontier: frontier, traces: traces.isEmpty ? nil : traces,
+                                  profileSeconds: stats.cost.totalSeconds)
+    return (types, report)
 }
 
 extension TypePlan {
+    /// The plan with `types` replacing its own, and the imatrix of `stats` for tensors the export quantizes
+    /// itself (the embedding: it is quantized with the importance it was priced with).
+    public func applying(_ chosen: [String: GGMLType], stats: SensitivityStats) -> TypePlan {
+        var result = self
+        for (i, t) in stats.tensors.enumerated() where i < stats.imatrix.count && !stats.imatrix[i].isEmpty {
+            result.importance[t.name] = stats.imatrix[i]
+        }
+        for (name, type) in chosen { result.types[name] = type }
+        result.choices = result.choices.map { c in
+            var c = c
+            if let type = chosen[c.name] { c.type = type.description; c.fallbackFrom = nil }
+            return c
+        }
+        return result
+    }
+
     /// The type holding most block-linear parameters: what `general.file_type` names for a mixed plan.
     func dominantLinearType(_ source: WeightSource) -> GGMLType? {
         var weight: [GGMLType: Int] = [:]

@@ -28,6 +28,8 @@ public struct QuantizeJob: Sendable {
     public var options = SequentialOptions()
     /// GGUF mixed precision: per-tensor types chosen under a file-size budget (nil: `ggmlType` for all).
     public var mixed: MixedPrecisionOptions?
+    /// With `mixed`: allocate from this `hessdist profile` statistics file instead of profiling.
+    public var statsPath: String?
     public var outputPath: String
     public init(modelPath: String, outputPath: String) {
         self.modelPath = modelPath
@@ -80,15 +82,13 @@ public enum QuantizeStage: Sendable {
     /// Mixed precision's profiling pass over the unquantized model.
     case profiling(SequentialProgress)
     /// Fisher sequences or Hutchinson probes done (and, for Hutchinson, tensors still open).
-    case traces(done: Int, open: Int)
+    case traces(SensitivityModel, done: Int, open: Int)
     case exporting
 }
 
 /// Runs the job on every rank of `comm` (data parallel over calibration; see `SequentialQuantizer`).
 /// Only rank 0 writes the output and returns a report; the other ranks return nil.
-/// Calibration: with `--calib` every rank tokenizes the same text and cuts the same seeded windows;
-/// data-free samples are drawn on rank 0 only and broadcast as token ids (one sampling run, and the
-/// ranks cannot disagree even if sampling were sensitive to thread counts).
+/// Calibration: see `buildCalibration`. Mixed precision is allocated on rank 0 and its types broadcast.
 public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
                         progress: ((QuantizeStage) -> Void)? = nil) throws -> QuantizeReport? {
     let t0 = Date()
@@ -97,47 +97,52 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     let tokenizer = try? openTokenizer(for: source, path: job.tokenizerPath)
     var calibration: CalibrationSet? = nil
     var calibrationDescription = "none (RTN)"
-    if job.options.method == .gptq || job.options.importanceFit || job.mixed != nil {
-        if let text = job.calibrationText {
-            guard let data = FileManager.default.contents(atPath: text) else {
-                throw CalibrationError.invalid("--calib \(text): cannot read the file")
-            }
-            guard let tok = tokenizer else {
-                throw CalibrationError.invalid("--calib needs a tokenizer: the model has none embedded (pass --tokenizer)")
-            }
-            let ids = tok.encode(String(decoding: data, as: UTF8.self), addBOS: tok.addsBOS)
-            calibration = try CalibrationSet.windows(of: ids, count: job.nsamples, seqlen: job.seqlen, seed: job.seed)
-            calibrationDescription = "\(job.nsamples) windows of \(job.seqlen) tokens from \(text), seed \(job.seed)"
-        } else {
-            // Data-free: text sampled from the model itself, seeded, on rank 0; broadcast to the others.
-            var samples: [[Int32]] = []
-            if comm.isRoot {
-                let lm = try LlamaModel(source: source, contextLength: job.seqlen)
-                samples = try sampleSequences(model: lm, count: job.nsamples, length: job.seqlen,
-                                              bos: tokenizer?.bosToken, seed: job.seed) { done in
-                    progress?(.calibrating(done: done, of: job.seqlen))
-                }
-            }
-            if comm.size > 1 { samples = try broadcastTokens(samples, count: job.nsamples, length: job.seqlen, comm: comm, stats: &wire) }
-            calibration = CalibrationSet(samples: samples)
-            calibrationDescription = "data-free: \(job.nsamples) sequences of \(job.seqlen) tokens sampled from the model (top-k 50, seed \(job.seed))"
-        }
+    let profiles = job.mixed != nil && job.statsPath == nil
+    if job.options.method == .gptq || job.options.importanceFit || profiles {
+        (calibration, calibrationDescription) = try buildCalibration(
+            source: source, tokenizer: tokenizer, text: job.calibrationText, nsamples: job.nsamples, seqlen: job.seqlen,
+            seed: job.seed, comm: comm, wire: &wire) { progress?(.calibrating(done: $0, of: job.seqlen)) }
     }
     let c = source.config
     var plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
                         embedding: job.embeddingType, output: job.outputType)
     var allocation: AllocationReport? = nil
-    if let mixed = job.mixed {
+    if var mixed = job.mixed {
+        // An explicit embedding / output type is a pin: the allocation works around it.
+        if let e = job.embeddingType { mixed.pinned[TensorName.tokenEmbedding] = e }
+        if let o = job.outputType, !c.tiedEmbeddings { mixed.pinned[TensorName.output] = o }
         guard job.format == .gguf else {
             throw MixedPrecisionError.budget("mixed precision writes GGUF only for now (--format gguf)")
         }
-        guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
-        if let r = try planMixedPrecision(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
-                                          options: job.options, mixed: mixed, comm: comm,
-                                          progress: { progress?(.profiling($0)) },
-                                          traceProgress: { progress?(.traces(done: $0, open: $1)) }) {
-            plan = r.plan
-            allocation = r.report
+        var stats: SensitivityStats? = nil
+        if let path = job.statsPath {
+            // Every rank reads the file: only rank 0 needs it, but a bad file then fails every rank alike.
+            stats = try SensitivityStatsFile.read(path)
+            try SensitivityStatsFile.check(stats!, path: path, against: source)
+        } else {
+            guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
+            var profile = mixed.profile
+            if mixed.sensitivity.needsTrace { profile.traces.insert(mixed.sensitivity) }
+            stats = try profileSensitivity(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
+                                           calibrationDescription: calibrationDescription, options: job.options,
+                                           profile: profile, comm: comm, progress: { progress?(.profiling($0)) },
+                                           traceProgress: { progress?(.traces($0, done: $1, open: $2)) })
+        }
+        if comm.isRoot, let stats {
+            let (types, report) = try allocateMixedPrecision(stats: stats, mixed: mixed)
+            plan = plan.applying(types, stats: stats)
+            allocation = report
+        }
+        // Every rank stores (or solves) by the same types.
+        if comm.size > 1 {
+            let bytes = comm.isRoot ? Array(try JSONEncoder().encode(plan.types.mapValues(\.description))) : []
+            let types = try JSONDecoder().decode([String: String].self, from: Data(try comm.broadcast(bytes: bytes, root: 0)))
+            for (name, t) in types {
+                guard let type = GGMLType(name: t) else {
+                    throw ClusterError(rank: comm.rank, operation: "type plan broadcast", message: "\(name): unknown type \(t)")
+                }
+                plan.types[name] = type
+            }
         }
     }
     let target: (String) -> StorageTarget
@@ -205,6 +210,32 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
                           fileBytes: size, bitsPerWeight: Double(size * 8) / Double(c.parameterCount),
                           seconds: Date().timeIntervalSince(t0), modules: linears.map(\.report),
                           types: plan.choices, ranks: comm.size, wire: wire.rows, allocation: allocation)
+}
+
+/// The calibration set every rank uses, and its description for reports. With a text every rank tokenizes
+/// it and cuts the same seeded windows; data-free samples are drawn on rank 0 only and broadcast as token
+/// ids (one sampling run, and the ranks cannot disagree even if sampling were sensitive to thread counts).
+func buildCalibration(source: WeightSource, tokenizer: Tokenizer?, text: String?, nsamples: Int, seqlen: Int, seed: UInt64,
+                      comm: Comm, wire: inout WireStats, progress: ((Int) -> Void)?) throws -> (CalibrationSet, String) {
+    if let text {
+        guard let data = FileManager.default.contents(atPath: text) else {
+            throw CalibrationError.invalid("--calib \(text): cannot read the file")
+        }
+        guard let tok = tokenizer else {
+            throw CalibrationError.invalid("--calib needs a tokenizer: the model has none embedded (pass --tokenizer)")
+        }
+        let ids = tok.encode(String(decoding: data, as: UTF8.self), addBOS: tok.addsBOS)
+        return (try CalibrationSet.windows(of: ids, count: nsamples, seqlen: seqlen, seed: seed),
+                "\(nsamples) windows of \(seqlen) tokens from \(text), seed \(seed)")
+    }
+    var samples: [[Int32]] = []
+    if comm.isRoot {
+        let lm = try LlamaModel(source: source, contextLength: seqlen)
+        samples = try sampleSequences(model: lm, count: nsamples, length: seqlen, bos: tokenizer?.bosToken, seed: seed) { progress?($0) }
+    }
+    if comm.size > 1 { samples = try broadcastTokens(samples, count: nsamples, length: seqlen, comm: comm, stats: &wire) }
+    return (CalibrationSet(samples: samples),
+            "data-free: \(nsamples) sequences of \(seqlen) tokens sampled from the model (top-k 50, seed \(seed))")
 }
 
 /// Rank 0's token ids (count × length) on every rank, as one i32 WireMessage (kind vector, shuffle+zstd).

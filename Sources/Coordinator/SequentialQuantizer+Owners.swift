@@ -69,9 +69,9 @@ extension SequentialQuantizer {
         return nil
     }
 
-    /// "q/k/v", "o", "gate/up", "down": how errors and logs name a group.
+    /// "q/k/v", "o", "gate/up", "down" ("output head" past the last block): how errors and logs name a group.
     func groupLabel(_ layer: Int, _ group: Int) -> String {
-        ["q/k/v", "o", "gate/up", "down"][min(group, 3)]
+        layer >= source.config.nLayers ? "output head" : ["q/k/v", "o", "gate/up", "down"][min(group, 3)]
     }
 
     /// Solves one group on its owners. Rank 0 sends H to every other owner, runs the observer for each

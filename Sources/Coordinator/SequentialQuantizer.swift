@@ -110,6 +110,10 @@ public final class SequentialQuantizer {
     /// Called on rank 0 for every linear before it is quantized, with its current weights (rows, cols) and
     /// merged Hessian: the profiling pass of mixed precision reads each layer's statistics here.
     public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
+    /// Called on rank 0 after the last block with the output head's weights (the token embedding when
+    /// tied) and the Hessian of its input, the final norm's output over the calibration. Only with
+    /// calibration; the head itself is not quantized here.
+    public var headObserver: ((_ name: String, _ W: [Float], _ H: LayerHessian) throws -> Void)?
 
     public init(source: WeightSource, options: SequentialOptions, comm: Comm = .single,
                 target: @escaping (String) -> StorageTarget) {
@@ -265,9 +269,38 @@ public final class SequentialQuantizer {
                 }
             }
         }
+        if let headObserver, let X {
+            stage = "output head"
+            let head = try LlamaModel(source: source, layers: 0..<0, embedding: false, head: true, contextLength: seqlen)
+            if let H = try reduceHessian(layer: c.nLayers, group: 0, columns: c.dim, shards: shards, mine: mine,
+                                         model: head, seqlen: seqlen, { a, rows, first in
+                a.x.update(from: X.base + first * c.dim, count: rows * c.dim)
+                head.outputNorm(a)
+                return a.xn
+            }) {
+                let name = c.tiedEmbeddings ? TensorName.tokenEmbedding : TensorName.output
+                try headObserver(name, head.weight(name), H)
+            }
+        }
         stage = "end of run"
         if gptq { try summarizeRun() }
         return out
+    }
+
+    /// The layer Hessian of the input `input` returns per micro-shard (given activations, its rows and its
+    /// first row), summed in micro-shard order along the rank chain as the block groups' are; on rank 0
+    /// only (nil on other ranks).
+    func reduceHessian(layer: Int, group: Int, columns: Int, shards: MicroShards,
+                       mine: [(shard: Int, range: Range<Int>, localFirst: Int)], model: LlamaModel, seqlen: Int,
+                       _ input: (Activations, Int, Int) throws -> UnsafeMutablePointer<Float>) throws -> LayerHessian? {
+        var part = HessianChainPart(columns: columns, first: shards.chain(size: comm.size).first == comm.rank)
+        try forEachMicroShard(mine, model: model, T: seqlen) { a, range, firstSample in
+            let h = LayerHessian(columns: columns)
+            let rows = range.count * seqlen
+            h.accumulate(try input(a, rows, firstSample * seqlen), rows: rows)
+            part.append(h)
+        }
+        return try passHessianChain(&part, layer: layer, group: group, shards: shards, seqlen: seqlen)
     }
 
     /// The `root` rank's dequantized weights of `name` on every rank (f32, shuffle+zstd, bit-exact).

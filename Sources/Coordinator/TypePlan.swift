@@ -14,6 +14,9 @@ public struct TypeChoice: Sendable, Codable {
 public struct TypePlan: Sendable {
     public var types: [String: GGMLType]
     public var choices: [TypeChoice]
+    /// Per-column importance (an imatrix) for tensors the export quantizes itself, i.e. not block linears:
+    /// the embedding of a mixed plan, quantized with the statistics its price was measured with.
+    public var importance: [String: [Float]] = [:]
 
     /// llama.cpp's fallbacks for k-quants on rows that are not multiples of 256 (`llama_tensor_get_type`),
     /// with Q4_0 standing in for IQ4_NL, which we do not write.

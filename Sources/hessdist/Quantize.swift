@@ -17,13 +17,7 @@ struct Quantize: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Calibration text. Omitted: data-free calibration, text sampled from the model itself (seeded).")
-    var calib: String?
-    @Option(help: "Calibration samples.") var nsamples = 128
-    @Option(help: "Tokens per calibration sample.") var seqlen = 512
-    @Option(help: "Seed for calibration windows or sampling.") var seed: UInt64 = 0
-    @Option(help: "Calibration samples per forward micro-batch; also the unit of data-parallel work (the output does not depend on the number of MPI ranks).")
-    var microBatch = 4
+    @OptionGroup var calibration: CalibrationOptions
 
     @Option(help: "Output format: gguf (llama.cpp) or gptq (transformers / vLLM safetensors).")
     var format: ExportFormat = .gguf
@@ -48,51 +42,36 @@ struct Quantize: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; Q4_0/Q4_1/Q5_0/Q5_1). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
     var importanceFit: Bool?
 
-    @Option(help: "GGUF mixed precision: choose each block linear's type so the whole file is at most this many bits per weight (file bytes × 8 / parameters).")
-    var targetBpw: Double?
-    @Option(help: "With --target-bpw: how a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace).")
-    var sensitivity: SensitivityModel = .hessianError
-    @Option(help: "With --sensitivity fisher|hutchinson: calibration sequences the traces average over.")
-    var sensitivitySamples = 16
-    @Option(help: "With --sensitivity hutchinson: probes at most (PyHessian's 1e-3 stop rule may end earlier).")
-    var maxProbes = 30
-    @Option(help: "With --target-bpw: candidate types, comma-separated (default Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K; each where the row length fits).")
-    var candidates: String?
+    @OptionGroup var budget: BudgetOptions
+    @OptionGroup var traces: TraceOptions
+    @Option(help: "With --target-bpw/--target-size: allocate from this `hessdist profile` statistics file instead of profiling (the calibration options then only feed GPTQ).")
+    var stats: String?
 
     @Option(help: "Output path (GGUF file, or directory for gptq).") var out: String
     @Option(help: "JSON report path (default: <out>.report.json).") var report: String?
 
     func validate() throws {
-        guard nsamples >= 1 else { throw ValidationError("--nsamples \(nsamples): expected >= 1") }
-        guard microBatch >= 1 else { throw ValidationError("--micro-batch \(microBatch): expected >= 1") }
-        guard seqlen >= 2 else { throw ValidationError("--seqlen \(seqlen): expected >= 2") }
         guard damp > 0, damp < 1 else { throw ValidationError("--damp \(damp): expected a fraction in (0, 1)") }
         guard (0...1).contains(shrink) else { throw ValidationError("--shrink \(shrink): expected β in [0, 1]") }
         guard type.isQuantizable || type == .f16 || type == .f32 else {
             throw ValidationError("--type \(type): not a type we write")
         }
-        if let c = calib, !FileManager.default.fileExists(atPath: c) { throw ValidationError("--calib \(c): no such file") }
-        if let b = targetBpw {
-            guard b > 0, b.isFinite else { throw ValidationError("--target-bpw \(b): expected a positive number of bits per weight") }
-            guard format == .gguf else { throw ValidationError("--target-bpw: mixed precision writes GGUF only for now (--format gguf)") }
+        if budget.budget != nil {
+            guard format == .gguf else { throw ValidationError("--target-bpw/--target-size: mixed precision writes GGUF only for now (--format gguf)") }
         }
-        guard sensitivitySamples >= 1, maxProbes >= 1 else {
-            throw ValidationError("--sensitivity-samples \(sensitivitySamples), --max-probes \(maxProbes): expected >= 1")
-        }
-        if let c = candidates {
-            for name in c.split(separator: ",") where GGMLType(name: String(name))?.isQuantizable != true {
-                throw ValidationError("--candidates: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K)")
-            }
+        if let s = stats {
+            guard budget.budget != nil else { throw ValidationError("--stats \(s): needs --target-bpw or --target-size") }
+            guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("--stats \(s): no such file") }
         }
     }
 
     func run() throws {
         var job = QuantizeJob(modelPath: model.model, outputPath: out)
         job.tokenizerPath = model.tokenizer
-        job.calibrationText = calib
-        job.nsamples = nsamples
-        job.seqlen = seqlen
-        job.seed = seed
+        job.calibrationText = calibration.calib
+        job.nsamples = calibration.nsamples
+        job.seqlen = calibration.seqlen
+        job.seed = calibration.seed
         job.format = format
         job.ggmlType = type
         job.embeddingType = embeddingType
@@ -106,34 +85,12 @@ struct Quantize: ParsableCommand {
         job.options.actOrder = actOrder
         job.options.importanceFit = importanceFit ?? (method == .gptq)
         job.options.shrink = shrink
-        job.options.microBatch = microBatch
-        if let b = targetBpw {
-            var m = MixedPrecisionOptions(targetBitsPerWeight: b)
-            m.sensitivity = sensitivity
-            m.sensitivitySamples = sensitivitySamples
-            m.maxProbes = maxProbes
-            if let c = candidates { m.candidates = c.split(separator: ",").map { GGMLType(name: String($0))! } }
-            job.mixed = m
-        }
-        // Under mpirun (or any launcher that sets the MPI environment) join the world; otherwise stay
-        // a plain single process with no MPI at all.
-        let env = ProcessInfo.processInfo.environment
-        let launched = env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_SIZE"] != nil
-        let comm = launched ? try Comm.world() : Comm.single
+        job.options.microBatch = calibration.microBatch
+        job.mixed = try budget.options(profile: traces.options(traces: []))
+        job.statsPath = stats
+        let comm = try launchedComm()
         let line = ProgressLine()
-        let result = try runQuantize(job, comm: comm) { stage in
-            switch stage {
-            case .calibrating(let d, let n): line.show("sampling calibration text: token \(d)/\(n)")
-            case .quantizing(let p):
-                line.show("[block \(p.block + 1)/\(p.blocks)] \(p.module)  elapsed \(formatSeconds(p.elapsed))  ETA \(formatSeconds(p.eta))")
-            case .profiling(let p):
-                line.show("[profile \(p.block + 1)/\(p.blocks)] \(p.module)  elapsed \(formatSeconds(p.elapsed))  ETA \(formatSeconds(p.eta))")
-            case .traces(let d, let open):
-                line.show(sensitivity == .fisher ? "Fisher: sequence \(d)/\(sensitivitySamples)"
-                                                 : "Hutchinson: probe \(d), \(open) tensors not converged")
-            case .exporting: line.show("writing \(out)")
-            }
-        }
+        let result = try runQuantize(job, comm: comm) { line.show($0.line) }
         line.done()
         guard let r = result else { return }  // ranks other than 0 write nothing
         let enc = JSONEncoder()

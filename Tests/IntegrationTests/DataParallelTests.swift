@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Node
 
 /// `hessdist quantize` data parallel under mpirun: the output bytes are the same without mpirun and with
 /// 1, 2 and 4 ranks (micro-shards fixed by --micro-batch, partial Hessians merged in micro-shard order).
@@ -65,6 +66,45 @@ import TestSupport
     @Test func gptqInt8PerRow() throws {
         // Default micro-batch 4: 2 micro-shards, so with 4 ranks two own nothing (and still join every collective).
         try sameBytesForAnyRankCount(Self.calib + ["--format", "gptq", "--bits", "8", "--group-size=-1"])
+    }
+
+    @Test func mixedPrecision() throws {
+        // The profile's layer Hessians are reduced like GPTQ's; rank 0 allocates and broadcasts the types.
+        try sameBytesForAnyRankCount(Self.calib + ["--micro-batch", "2", "--target-bpw", "8.5"])
+    }
+
+    /// `profile` under mpirun: Fisher sequences and Hutchinson per-sequence products split over the ranks
+    /// (5 and 3 sequences: uneven for 2 and 4 ranks, and idle ranks at 4), only per-tensor scalars
+    /// gathered; every statistic is the same bits as one process (timings aside).
+    @Test func profileStatistics() throws {
+        func stats(np: Int) throws -> (json: Data, tensors: [String: Data], traced: Int) {
+            let dir = try TestData.tempDir("prof\(np)")
+            let out = dir.appendingPathComponent("stats.safetensors").path
+            let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2",
+                       "--fisher-samples", "5", "--hutchinson-samples", "3", "--max-probes", "12", "--out", out] + Self.calib
+            if np == 0 {
+                _ = try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)
+            } else {
+                var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
+                             "-x", "OPENBLAS_NUM_THREADS=1"]
+                if np > 2 { flags.append("--oversubscribe") }
+                _ = try run("timeout", flags + cmd, env: Self.env)
+            }
+            let f = try SafetensorsFile(path: out)
+            var json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
+            json["cost"] = nil
+            let traced = (json["tensors"] as! [[String: Any]]).filter { $0["hutchinson"] != nil && $0["fisher"] != nil }.count
+            var tensors: [String: Data] = [:]
+            for t in f.tensors { tensors[t.name] = try f.withTensorBytes(t.name) { Data($0) } }
+            return (try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), tensors, traced)
+        }
+        let base = try stats(np: 0)
+        #expect(base.traced == 31)
+        for np in [1, 2, 4] {
+            let got = try stats(np: np)
+            #expect(got.json == base.json, "np \(np): the statistics differ")
+            #expect(got.tensors == base.tensors, "np \(np): the imatrices differ")
+        }
     }
 
     @Test func unevenShardsAndDataFree() throws {

@@ -87,8 +87,8 @@ import HessianDist
         }
         let low = try mixed(8.25), high = try mixed(10)
         // HAWQ costs from loss-Hessian traces: every block linear gets a trace (Fisher's are sums of squares).
-        let fisher = try mixed(9, ["--sensitivity", "fisher", "--sensitivity-samples", "4"])
-        let hutch = try mixed(9, ["--sensitivity", "hutchinson", "--sensitivity-samples", "4", "--max-probes", "10"])
+        let fisher = try mixed(9, ["--sensitivity", "fisher", "--fisher-samples", "4"])
+        let hutch = try mixed(9, ["--sensitivity", "hutchinson", "--hutchinson-samples", "4", "--max-probes", "10"])
         for m in [fisher, hutch] {
             let traces = m.allocation["traces"] as! [[String: Any]]
             #expect(traces.count == (m.allocation["tensors"] as! [Any]).count)
@@ -123,6 +123,46 @@ import HessianDist
         #expect(seen == chosen.count)
         #expect(try klAgainstOriginal(high.path, eval: eval) < klAgainstOriginal(low.path, eval: eval))
         #expect { try mixed(3) } throws: { "\($0)".contains("smallest file these candidates allow") }
+    }
+
+    /// `profile` once, then `allocate` and `quantize --stats` at any budget: the same file as profiling
+    /// inside `quantize`, the embedding allocated with the block linears, and bad stats files refused.
+    @Test func profileThenAllocateGivesTheSameFile() throws {
+        let (calib, _) = try texts()
+        let dir = try TestData.tempDir("profile")
+        let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64"]
+        let stats = dir.appendingPathComponent("stats.safetensors").path
+        let table = try run(hessdistBinary, ["profile"] + common + ["--fisher-samples", "4", "--hutchinson-samples", "2",
+                                                                     "--max-probes", "10", "--eigenvalues", "blk.0.attn_q",
+                                                                     "--out", stats])
+        #expect(table.contains("token_embd.weight") && table.contains("Hutchinson") && table.contains("forwards"), "\(table)")
+        #expect(table.components(separatedBy: "λmax").count == 2, "one tensor asked for its top eigenvalue: \(table)")
+        // safetensors reads the container: one imatrix per profiled tensor, the JSON in the metadata.
+        let check = try runPython("stats_check.py", [stats])
+        #expect(check.contains("ok 31"), "\(check)")
+        let plan = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--sensitivity", "fisher"])
+        #expect(plan.contains("optimal") && plan.contains("token_embd.weight"), "\(plan)")
+        for s in ["hessian-error", "fisher", "hutchinson"] {
+            let a = dir.appendingPathComponent("inline-\(s).gguf").path, b = dir.appendingPathComponent("stats-\(s).gguf").path
+            try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--fisher-samples", "4",
+                                                             "--hutchinson-samples", "2", "--max-probes", "10", "--out", a])
+            try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--stats", stats, "--out", b])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)), "\(s)")
+            let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b + ".report.json"))) as! [String: Any]
+            let alloc = r["allocation"] as! [String: Any]
+            #expect((alloc["tensors"] as! [[String: Any]]).contains { $0["name"] as? String == "token_embd.weight" })
+            #expect(alloc["plannedFileBytes"] as? Int == r["fileBytes"] as? Int)
+        }
+        // A pin holds: the embedding stays Q8_0 and the rest works around it.
+        let pinned = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--pin", "token_embd.weight=Q8_0"])
+        #expect(pinned.contains("token_embd.weight Q8_0 (pinned)"), "\(pinned)")
+        // Not a stats file, and stats of another model: errors naming the file and the field.
+        #expect { try run(hessdistBinary, ["allocate", "--stats", stories, "--target-bpw", "8"]) } throws: { "\($0)".contains(stories) }
+        let wrong = dir.appendingPathComponent("wrong.safetensors").path
+        try runPython("stats_check.py", [stats, "--rewrite-parameters", wrong])
+        #expect { try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--stats", wrong,
+                                                                  "--out", dir.appendingPathComponent("x.gguf").path]) }
+            throws: { "\($0)".contains("parameters") && "\($0)".contains("wrong.safetensors") }
     }
 
     @Test func quantizeRejectsBadOptions() throws {

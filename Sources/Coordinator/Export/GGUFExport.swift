@@ -31,7 +31,11 @@ public func exportGGUF(path: String, source: WeightSource, tokenizer: Tokenizer?
                         permuteRopeRows($0, rows: rows, cols: cols, headDim: c.headDim, from: .halfSplit, to: .interleaved)
                     }
                 }
-                bytes = try values.withUnsafeBufferPointer { try encodeTensor(type, rows: rows, cols: cols, $0.baseAddress!) }
+                let importance = plan.importance[t.name]
+                bytes = try values.withUnsafeBufferPointer { v in
+                    try importance.map { try quantizeTensor(type, rows: rows, cols: cols, from: v.baseAddress!, importance: $0) }
+                        ?? encodeTensor(type, rows: rows, cols: cols, v.baseAddress!)
+                }
                 return bytes
             }
             if permuteQK && isQK { bytes = permuteRows(bytes, rows: rows, headDim: c.headDim) }

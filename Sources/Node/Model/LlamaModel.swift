@@ -173,6 +173,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// Whether this node holds `name`.
     public func holds(_ name: String) -> Bool { layout.sizes[name] != nil }
 
+    /// acts.x (B,T,C) -> acts.xn (B,T,C): the final norm, the output head's input (its layer Hessian).
+    public func outputNorm(_ a: Activations) {
+        precondition(hasHead, "this stage does not hold the head")
+        rmsnormForward(out: a.xn, rstd: nil, inp: a.x, weight: w(TensorName.outputNorm), N: a.B * a.T, C: config.dim,
+                       eps: config.normEps)
+    }
+
     /// acts.x (B,T,C) -> logits (B, T - from, V) for positions from..<T of each sequence.
     public func head(_ a: Activations, from: Int = 0, into logits: UnsafeMutablePointer<Float>) {
         precondition(hasHead, "this stage does not hold the head")

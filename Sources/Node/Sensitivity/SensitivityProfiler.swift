@@ -1,9 +1,12 @@
 // Per-tensor sensitivity of the loss on one node holding the whole model: the empirical Fisher trace
 // from per-sequence gradients, Hutchinson's estimate of the loss Hessian's trace from central-difference
 // Hessian-vector products, and the top Hessian eigenvalue per tensor by power iteration.
-// The loss is the mean next-token cross-entropy over a set of equal-length sequences. Not MPI: ranks and
-// pipeline stages come later (probes are already drawn per tensor so any split draws the same ones).
+// The loss is the mean next-token cross-entropy over a set of equal-length sequences. Data parallel over
+// `comm`: sequence s belongs to rank s mod N, and only per-sequence, per-tensor scalars cross the wire; rank
+// 0 adds them in sequence order, so the estimates are the same bits for any N (at a fixed BLAS thread count).
+// Probes are drawn per tensor, so a pipeline stage holding some tensors would draw the same signs.
 import HessianDist
+import Wire
 
 public enum SensitivityError: Error, CustomStringConvertible {
     case invalid(String)
@@ -24,6 +27,10 @@ public final class SensitivityProfiler: @unchecked Sendable {
     let ordinals: [Int]
     private var passes: [Int: GradientPass] = [:]
     private let grads: FloatBuffer
+    /// The ranks sequences are split over (`.single`: all on this process).
+    public let comm: Comm
+    /// Bytes this rank saw cross the wire (rank 0: the gathered scalars).
+    public private(set) var wireStats = WireStats()
 
     /// Default step of the central-difference Hessian-vector product for Rademacher probes (every
     /// parameter moves by ±ε). The truncation error of (g(w+εv) − g(w−εv))/(2ε) is (ε²/6)·∇³g[v,v,v]
@@ -37,7 +44,7 @@ public final class SensitivityProfiler: @unchecked Sendable {
 
     /// Gradient passes are made on first use: they need the whole model on this node (a pipeline
     /// stage can still draw its probes).
-    public init(model: LlamaModel, seqlen: Int, microBatch: Int = 1) throws {
+    public init(model: LlamaModel, seqlen: Int, microBatch: Int = 1, comm: Comm = .single) throws {
         guard seqlen >= 2, seqlen <= model.rope.T else {
             throw SensitivityError.invalid("--seqlen \(seqlen): expected 2...\(model.rope.T) (the context the model was loaded for)")
         }
@@ -45,6 +52,7 @@ public final class SensitivityProfiler: @unchecked Sendable {
         self.model = model
         self.seqlen = seqlen
         self.microBatch = microBatch
+        self.comm = comm
         tensorNames = model.heldTensorNames
         let canonical = model.config.expectedShapes().map(\.name)
         ordinals = tensorNames.map { canonical.firstIndex(of: $0)! }
@@ -93,18 +101,49 @@ public final class SensitivityProfiler: @unchecked Sendable {
         try check(sequences)
         let p = try pass(B: 1)
         var stats = Array(repeating: RunningMean(), count: tensorNames.count)
-        for (s, seq) in sequences.enumerated() {
-            _ = try p.lossAndGradients(tokens: seq)
-            for (b, name) in tensorNames.enumerated() {
+        var mine: [Double] = []
+        for s in ownedSequences(sequences.count) {
+            _ = try p.lossAndGradients(tokens: sequences[s])
+            for name in tensorNames {
                 let g = model.view(name, in: grads)
-                stats[b].add(dotDouble(g, g, model.elementCount(name)))
+                mine.append(dotDouble(g, g, model.elementCount(name)))
             }
-            progress?(s + 1, sequences.count)
+            if comm.isRoot { progress?(s + 1, sequences.count) }
         }
+        guard let rows = try gatherRows(mine, count: sequences.count, operation: "Fisher traces", shard: 0) else { return [] }
+        for row in rows { for b in tensorNames.indices { stats[b].add(row[b]) } }
         return tensorNames.indices.map {
             TraceEstimate(name: tensorNames[$0], mean: stats[$0].mean, standardError: stats[$0].standardError,
                           samples: stats[$0].count, converged: true)
         }
+    }
+
+    /// The sequences this rank computes: s with s mod N = rank.
+    func ownedSequences(_ count: Int) -> StrideTo<Int> { stride(from: comm.rank, to: count, by: comm.size) }
+
+    /// Rank 0: every sequence's row of per-tensor scalars, in sequence order, from the ranks that own them
+    /// (`mine` is this rank's rows, concatenated in its sequence order). Other ranks: nil.
+    func gatherRows(_ mine: [Double], count: Int, operation: String, shard: Int) throws -> [[Double]]? {
+        let n = tensorNames.count
+        if comm.size == 1 { return (0..<count).map { Array(mine[($0 * n)..<(($0 + 1) * n)]) } }
+        let msg = try WireMessage(kind: .scalars, shape: [mine.count / n, n], doubles: mine, codec: .raw,
+                                  ids: MessageIDs(shard: UInt32(shard), sender: UInt32(comm.rank)))
+        let bytes = msg.encode()
+        guard let gathered = try comm.gather(bytes: bytes, root: 0) else { return nil }
+        var rows = [[Double]](repeating: [], count: count)
+        for (r, b) in gathered.enumerated() {
+            let m = try WireMessage.decode(b)
+            let owned = Array(stride(from: r, to: count, by: comm.size))
+            guard m.kind == .scalars, m.dtype == .f64, m.shape == [owned.count, n], m.ids.sender == UInt32(r),
+                  m.ids.shard == UInt32(shard) else {
+                throw ClusterError(rank: comm.rank, operation: operation,
+                                   message: "from rank \(r): expected f64 scalars [\(owned.count), \(n)] for step \(shard), got \(m.kind) \(m.dtype) \(m.shape) step \(m.ids.shard) sender \(m.ids.sender)")
+            }
+            if r != 0 { wireStats.record(m, wireBytes: b.count) }
+            let d = try m.doubles()
+            for (i, s) in owned.enumerated() { rows[s] = Array(d[(i * n)..<((i + 1) * n)]) }
+        }
+        return rows
     }
 
     // MARK: Hessian-vector products
@@ -154,13 +193,30 @@ public final class SensitivityProfiler: @unchecked Sendable {
         try check(sequences)
         var trace = HutchinsonTrace(names: tensorNames, options: options)
         let v = model.makeGradients(), hv = model.makeGradients(), scratch = model.makeGradients()
-        while trace.needsProbe {
-            rademacherProbe(seed: seed, probe: trace.probes, into: v)
-            try hessianVectorProduct(sequences, v: v, epsilon: epsilon, into: hv, scratch: scratch)
-            trace.add(tensorNames.map { dotDouble(model.view($0, in: v), model.view($0, in: hv), model.elementCount($0)) })
-            progress?(trace.probes, trace.converged.filter { !$0 }.count)
+        // H v of the mean loss is the mean over sequences of each sequence's H_s v (equal lengths), so a
+        // probe's sample v_bᵀ(Hv)_b is the mean of per-sequence scalars: ranks split the sequences and send
+        // only those. Rank 0 decides whether another probe is needed and tells the others.
+        var probe = 0
+        while true {
+            let more = try comm.size > 1 ? comm.broadcast(bytes: comm.isRoot ? [trace.needsProbe ? 1 : 0] : [], root: 0) == [1]
+                                         : trace.needsProbe
+            guard more else { break }
+            rademacherProbe(seed: seed, probe: probe, into: v)
+            var mine: [Double] = []
+            for s in ownedSequences(sequences.count) {
+                try hessianVectorProduct([sequences[s]], v: v, epsilon: epsilon, into: hv, scratch: scratch)
+                for name in tensorNames {
+                    mine.append(dotDouble(model.view(name, in: v), model.view(name, in: hv), model.elementCount(name)))
+                }
+            }
+            if let rows = try gatherRows(mine, count: sequences.count, operation: "Hutchinson probe \(probe)", shard: probe) {
+                // Summed in sequence order in Double: the same bits for any rank count.
+                trace.add(tensorNames.indices.map { b in rows.reduce(0.0) { $0 + $1[b] } / Double(rows.count) })
+                progress?(trace.probes, trace.converged.filter { !$0 }.count)
+            }
+            probe += 1
         }
-        return trace.estimates
+        return comm.isRoot ? trace.estimates : []
     }
 
     // MARK: top eigenvalue

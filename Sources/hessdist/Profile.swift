@@ -1,0 +1,133 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import HessianDist
+import Node
+
+struct Profile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a model's sensitivity to quantization: per tensor, every candidate type's bytes and layer error, and loss-Hessian traces.",
+        discussion: "Writes a statistics file (safetensors: the JSON in __metadata__, each tensor's imatrix as F32) that `hessdist allocate` and `hessdist quantize --stats` read, so one profile serves any budget and sensitivity model. Runs under mpirun (the layer-Hessian pass is data parallel).")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var calibration: CalibrationOptions
+    @OptionGroup var trace: TraceOptions
+    @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, hutchinson (or none). The layer errors are always measured.")
+    var traces = "fisher,hutchinson"
+    @Option(help: "Top loss-Hessian eigenvalue by power iteration for the tensors whose names contain one of these (comma-separated, e.g. blk.0.,token_embd): two gradient passes over the Hutchinson sequences per iteration per tensor.")
+    var eigenvalues: String?
+    @Option(help: "Power iterations at most per eigenvalue (PyHessian's 1e-3 stop rule may end earlier).")
+    var eigenIterations = 20
+    @Option(help: "Output statistics file (.safetensors).") var out: String
+
+    func traceSet() throws -> Set<SensitivityModel> {
+        var out: Set<SensitivityModel> = []
+        for t in traces.split(separator: ",").map(String.init) where t != "none" {
+            guard let m = SensitivityModel(rawValue: t), m.needsTrace else {
+                throw ValidationError("--traces: '\(t)' is not fisher or hutchinson")
+            }
+            out.insert(m)
+        }
+        return out
+    }
+
+    func validate() throws {
+        _ = try traceSet()
+        guard eigenIterations >= 1 else { throw ValidationError("--eigen-iterations \(eigenIterations): expected >= 1") }
+    }
+
+    func run() throws {
+        var job = ProfileJob(modelPath: model.model, outputPath: out)
+        job.tokenizerPath = model.tokenizer
+        job.calibrationText = calibration.calib
+        job.nsamples = calibration.nsamples
+        job.seqlen = calibration.seqlen
+        job.seed = calibration.seed
+        job.options.microBatch = calibration.microBatch
+        job.profile = trace.options(traces: try traceSet())
+        job.profile.eigenvalueTensors = eigenvalues?.split(separator: ",").map(String.init) ?? []
+        job.profile.eigenIterations = eigenIterations
+        let comm = try launchedComm()
+        let line = ProgressLine()
+        let result = try runProfile(job, comm: comm) { line.show($0.line) }
+        line.done()
+        guard let s = result else { return }
+        print(sensitivityTable(s))
+        let c = s.cost
+        var cost = String(format: "cost: %.1f s in all; one forward of one sequence %.2f s", c.totalSeconds, c.forwardSeconds)
+        if let f = c.fisherSecondsPerSequence {
+            cost += String(format: "; Fisher %.2f s per sequence (%.1f forwards)", f, f / c.forwardSeconds)
+        }
+        if let h = c.hutchinsonSecondsPerProbe, let n = s.hutchinsonSamples {
+            cost += String(format: "; Hutchinson %.2f s per probe over %d sequences (%.1f forwards per sequence)",
+                           h, n, h / Double(n) / c.forwardSeconds)
+        }
+        print(cost + String(format: "; layer Hessians and pricing %.1f s", c.layerPassSeconds))
+        print("wrote \(out): \(s.tensors.count) tensors")
+    }
+}
+
+/// Per tensor: parameters, the imatrix's sum, the traces, and the layer error of a few types.
+func sensitivityTable(_ s: SensitivityStats) -> String {
+    let shown = ["Q4_0", "Q5_0", "Q8_0"]
+    let width = max(8, s.tensors.map(\.name.count).max() ?? 0)
+    func pad(_ x: String, _ n: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, n - x.count))
+        return left ? x + fill : fill + x
+    }
+    func tr(_ e: TraceEstimate?) -> String { e.map { String(format: "%.3g ± %.2g", $0.mean, $0.standardError) } ?? "-" }
+    var lines = [pad("tensor", width, left: true) + pad("params", 10) + pad("Σ imatrix", 11) + pad("Fisher tr ± se", 20)
+                 + pad("Hutchinson tr ± se", 22) + shown.map { pad("err \($0)", 12) }.joined()]
+    for t in s.tensors {
+        var line = pad(t.name, width, left: true) + pad("\(t.shape.reduce(1, *))", 10)
+            + pad(String(format: "%.4g", t.inputTrace), 11) + pad(tr(t.fisher), 20) + pad(tr(t.hutchinson), 22)
+        for type in shown {
+            line += pad(t.candidates.first { $0.type == type }.map { String(format: "%.4g", $0.layerError) } ?? "-", 12)
+        }
+        if let e = t.topEigenvalue { line += String(format: "  λmax %.4g (%d iterations)", e, t.eigenIterations ?? 0) }
+        lines.append(line)
+    }
+    return lines.joined(separator: "\n")
+}
+
+struct Allocate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Choose each tensor's type under a file-size budget from a `hessdist profile` statistics file.",
+        discussion: "Exact multiple-choice knapsack over the exact bytes each type adds to the GGUF file. Prints the plan and the Pareto frontier; `hessdist quantize --stats FILE` with the same budget writes that plan.")
+
+    @Option(help: "Statistics file from `hessdist profile`.") var stats: String
+    @OptionGroup var budget: BudgetOptions
+    @Option(help: "Write the allocation report (JSON) here.") var json: String?
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: stats) else { throw ValidationError("--stats \(stats): no such file") }
+        guard budget.budget != nil else { throw ValidationError("allocate needs --target-bpw or --target-size") }
+    }
+
+    func run() throws {
+        let s = try SensitivityStatsFile.read(stats)
+        let (types, report) = try allocateMixedPrecision(stats: s, mixed: try budget.options(profile: ProfileOptions())!)
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+        let params = Double(s.parameters)
+        print(String(format: "%@: %d tensors, budget %d bytes (%.3f bits/weight); plan %d bytes (%.3f bits/weight), cost %.4g (%@)",
+                     report.sensitivity as NSString, report.tensors.count, report.budgetBytes, report.targetBitsPerWeight,
+                     report.plannedFileBytes, Double(report.plannedFileBytes * 8) / params, report.totalCost,
+                     (report.optimal ? "optimal" : "lower bound \(report.lowerBound)") as NSString))
+        for t in report.tensors {
+            let chosen = t.candidates.first { $0.type == t.chosen }!
+            print(String(format: "  %-26@ %-5@ %10d bytes  cost %.4g", t.name as NSString, t.chosen as NSString, chosen.bytes, chosen.cost))
+        }
+        for (name, type) in types where !report.tensors.contains(where: { $0.name == name }) {
+            print("  \(name) \(type) (pinned)")
+        }
+        print("Pareto frontier (bits/weight: cost, types):")
+        for p in report.frontier {
+            let mix = p.types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
+            print(String(format: "  %.3f: %.4g  %@", p.bitsPerWeight, p.cost, mix as NSString))
+        }
+    }
+}
