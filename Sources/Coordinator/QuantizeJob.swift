@@ -31,6 +31,9 @@ public struct QuantizeJob: Sendable {
     /// With `mixed`: allocate from this `hessdist profile` statistics file instead of profiling.
     public var statsPath: String?
     public var outputPath: String
+    /// Continue from the checkpoint of an interrupted run of the same job (`<out>.partial-ckpt`), if there
+    /// is one; refused, naming the field, if it was written by a different job. Every run checkpoints.
+    public var resume = false
     public init(modelPath: String, outputPath: String) {
         self.modelPath = modelPath
         self.outputPath = outputPath
@@ -57,6 +60,10 @@ public struct QuantizeReport: Sendable, Codable {
     public var wire: [WireBytes] = []
     /// The mixed-precision allocation, when `--target-bpw` was given.
     public var allocation: AllocationReport?
+    /// Blocks taken from the checkpoint of an interrupted run (`--resume`), not solved again.
+    public var resumedBlocks: [Int] = []
+    /// What happened to an existing checkpoint: resumed from, replaced, or a block that failed to load.
+    public var checkpointNote: String?
 }
 
 /// One message kind's traffic: decoded payload bytes vs encoded bytes on the wire (headers included).
@@ -97,6 +104,8 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     let tokenizer = try? openTokenizer(for: source, path: job.tokenizerPath)
     var calibration: CalibrationSet? = nil
     var calibrationDescription = "none (RTN)"
+    // With --resume, the checkpoint's fingerprint, already checked against the options (rank 0 only).
+    let recorded = comm.isRoot ? try job.recordedCheckpoint(source: source) : nil
     let profiles = job.mixed != nil && job.statsPath == nil
     if job.options.method == .gptq || job.options.importanceFit || profiles {
         (calibration, calibrationDescription) = try buildCalibration(
@@ -176,6 +185,15 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
         target = { grids[$0].map { .integer($0) } ?? .ggml(.f16) }
     }
     let quantizer = SequentialQuantizer(source: source, options: job.options, comm: comm, target: target)
+    var setup: CheckpointSetup? = nil
+    if comm.isRoot {
+        let calibrated = (job.options.method == .gptq || job.options.importanceFit) && calibration != nil
+        setup = try job.setUpCheckpoint(source: source, recorded: recorded, calibration: calibration, calibrated: calibrated,
+                                        plan: plan, target: target)
+        quantizer.checkpoint = setup?.checkpoint
+        quantizer.resumed = setup?.resumed ?? []
+        if let note = setup?.note { comm.log0(note) }
+    }
     let linears = try quantizer.run(calibration: calibration) { progress?(.quantizing($0)) }
     wire += quantizer.wireStats
     guard comm.isRoot else { return nil }
@@ -203,13 +221,16 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
                                 descAct: job.options.actOrder, maxShardBytes: job.maxShardBytes,
                                 dampPercent: job.options.dampPercent, sourceRopeLayout: c.ropeLayout)
     }
+    // The output is in place: the checkpoint has served its purpose.
+    try setup?.checkpoint.remove()
     let size = try fileSize(job.outputPath)
     return QuantizeReport(model: job.modelPath, output: job.outputPath, format: job.format.rawValue,
                           method: job.options.method.rawValue, calibration: calibrationDescription,
                           calibrationTokens: calibration?.tokenCount ?? 0, parameters: c.parameterCount,
                           fileBytes: size, bitsPerWeight: Double(size * 8) / Double(c.parameterCount),
                           seconds: Date().timeIntervalSince(t0), modules: linears.map(\.report),
-                          types: plan.choices, ranks: comm.size, wire: wire.rows, allocation: allocation)
+                          types: plan.choices, ranks: comm.size, wire: wire.rows, allocation: allocation,
+                          resumedBlocks: Array(0..<quantizer.resumedBlocks), checkpointNote: setup?.note)
 }
 
 /// The calibration set every rank uses, and its description for reports. With a text every rank tokenizes

@@ -240,23 +240,39 @@ public struct QuantizeStageError: Error, CustomStringConvertible {
 
 /// Fault injection for the failure-handling tests (as `cluster-selftest --fail-rank`): with
 /// `HESSDIST_FAULT=RANK:BLOCK:GROUP` in the environment, that rank throws this when it reaches that
-/// group (GROUP 0 q/k/v, 1 o, 2 gate/up, 3 down).
+/// group (GROUP 0 q/k/v, 1 o, 2 gate/up, 3 down). `RANK:BLOCK:GROUP:kill` makes it SIGKILL itself there
+/// instead: no error path, no cleanup, as when a job is killed; blocks before BLOCK are checkpointed by
+/// then, so `RANK:k+1:0:kill` is "killed after block k" for the `--resume` tests.
 public struct InjectedFault: Error, CustomStringConvertible {
     public static let variable = "HESSDIST_FAULT"
     public let rank: Int
     public let block: Int
     public let group: Int
+    public var kill = false
     public var description: String {
-        "injected fault (\(Self.variable)=\(rank):\(block):\(group)); unset \(Self.variable) to run normally"
+        "injected fault (\(Self.variable)=\(rank):\(block):\(group)\(kill ? ":kill" : "")); unset \(Self.variable) to run normally"
     }
 
     /// nil when the variable is unset; a malformed value is an error (a typo must not silently test nothing).
     static func fromEnvironment() throws -> InjectedFault? {
         guard let v = ProcessInfo.processInfo.environment[variable], !v.isEmpty else { return nil }
-        let p = v.split(separator: ":").map { Int($0) }
+        var fields = v.split(separator: ":", omittingEmptySubsequences: false)
+        let kill = fields.count == 4 && fields[3] == "kill"
+        if kill { fields.removeLast() }
+        let p = fields.map { Int($0) }
         guard p.count == 3, let r = p[0], let b = p[1], let g = p[2], r >= 0, b >= 0, (0...3).contains(g) else {
-            throw CalibrationError.invalid("\(variable)=\(v): expected RANK:BLOCK:GROUP with GROUP 0...3")
+            throw CalibrationError.invalid("\(variable)=\(v): expected RANK:BLOCK:GROUP[:kill] with GROUP 0...3")
         }
-        return InjectedFault(rank: r, block: b, group: g)
+        return InjectedFault(rank: r, block: b, group: g, kill: kill)
+    }
+
+    /// Throws this fault, or with `kill` ends the process by SIGKILL (stderr says so first).
+    func fire() throws -> Never {
+        if kill {
+            FileHandle.standardError.write(Data("hessdist: \(self): killing rank \(rank)\n".utf8))
+            raise(SIGKILL)
+            fatalError("SIGKILL did not end the process")
+        }
+        throw self
     }
 }

@@ -114,6 +114,13 @@ public final class SequentialQuantizer {
     /// tied) and the Hessian of its input, the final norm's output over the calibration. Only with
     /// calibration; the head itself is not quantized here.
     public var headObserver: ((_ name: String, _ W: [Float], _ H: LayerHessian) throws -> Void)?
+    /// Where rank 0 saves each completed block (nil: no checkpoints, as in the profiling pass).
+    public var checkpoint: QuantizeCheckpoint?
+    /// Blocks 0..<n completed by an interrupted run, read from `checkpoint` (rank 0 only; the other
+    /// ranks learn n from it). `run` takes them instead of solving them again.
+    public var resumed: [CheckpointBlock] = []
+    /// How many leading blocks the last `run` took from `resumed`.
+    public internal(set) var resumedBlocks = 0
 
     public init(source: WeightSource, options: SequentialOptions, comm: Comm = .single,
                 target: @escaping (String) -> StorageTarget) {
@@ -176,9 +183,22 @@ public final class SequentialQuantizer {
             }
             X = x
         }
+        resumedBlocks = try resumePoint(blocks: c.nLayers)
         for l in 0..<c.nLayers {
             let block = try LlamaModel(source: source, layers: l..<(l + 1), embedding: false, head: false,
                                        contextLength: seqlen)
+            if l < resumedBlocks {
+                // Taken from the checkpoint; the forward rebuilds X only if anything still reads it.
+                stage = "block \(l) (resumed from the checkpoint)"
+                let forward = l + 1 < c.nLayers || headObserver != nil
+                try restoreBlock(l, block: block, X: forward ? X : nil, mine: mine, seqlen: seqlen, calibrated: gptq, into: &out)
+                if comm.isRoot {
+                    let elapsed = Date().timeIntervalSince(start)
+                    progress?(SequentialProgress(block: l, blocks: c.nLayers, module: "(resumed)", elapsed: elapsed, eta: 0))
+                }
+                continue
+            }
+            let blockStart = out.count
             // Stored between passes (calibration only): attention outputs (S,T,NH·hs) and SwiGLU outputs (S,T,H).
             // Each group's input depends only on groups already solved, so every pass resumes where the
             // previous one stopped: one block forward per block instead of one per group.
@@ -186,7 +206,7 @@ public final class SequentialQuantizer {
                                 hid: FloatBuffer(count: max(1, localSamples * seqlen * c.hiddenDim))) : nil
             for (g, group) in sequentialGroups(l).enumerated() {
                 stage = "block \(l) group \(groupLabel(l, g))"
-                if let fault, fault.rank == comm.rank, fault.block == l, fault.group == g { throw fault }
+                if let fault, fault.rank == comm.rank, fault.block == l, fault.group == g { try fault.fire() }
                 var H: LayerHessian? = nil
                 if let X, let stash {
                     let cols = try source.info(group[0]).shape[1]
@@ -267,6 +287,11 @@ public final class SequentialQuantizer {
                     block.ffnDown(l, a)
                     x.update(from: a.x, count: rows * c.dim)
                 }
+            }
+            if comm.isRoot, let checkpoint {
+                stage = "block \(l) (checkpoint)"
+                // After the next block's inputs: a checkpoint of block l is what a resume needs to run block l + 1.
+                try checkpoint.write(block: l, linears: Array(out[blockStart...])) { gptq ? block.weight($0) : nil }
             }
         }
         if let headObserver, let X {

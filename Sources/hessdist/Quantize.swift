@@ -49,6 +49,8 @@ struct Quantize: ParsableCommand {
 
     @Option(help: "Output path (GGUF file, or directory for gptq).") var out: String
     @Option(help: "JSON report path (default: <out>.report.json).") var report: String?
+    @Flag(help: "Continue an interrupted job from its checkpoint <out>.partial-ckpt (every run writes one after each block and removes it on success). The job must be the same (model, calibration, options; the rank count may differ) or it is refused naming what differs; the output has the same bytes as an uninterrupted run. With no checkpoint there, starts fresh. Without --resume an existing checkpoint is replaced.")
+    var resume = false
 
     func validate() throws {
         guard damp > 0, damp < 1 else { throw ValidationError("--damp \(damp): expected a fraction in (0, 1)") }
@@ -88,6 +90,7 @@ struct Quantize: ParsableCommand {
         job.options.microBatch = calibration.microBatch
         job.mixed = try budget.options(profile: traces.options(traces: []))
         job.statsPath = stats
+        job.resume = resume
         let comm = try launchedComm()
         let line = ProgressLine()
         let result = try runQuantize(job, comm: comm) { line.show($0.line) }
@@ -99,6 +102,9 @@ struct Quantize: ParsableCommand {
         try enc.encode(r).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
         var gptq = 0.0, rtn = 0.0
         for m in r.modules { gptq += m.gptqError ?? 0; rtn += m.rtnError ?? 0 }
+        if let first = r.resumedBlocks.first, let last = r.resumedBlocks.last {
+            print("resumed blocks \(first)...\(last) of the interrupted job from \(QuantizeCheckpoint.directory(forOutput: out))")
+        }
         print("wrote \(r.output): \(r.fileBytes) bytes, \(String(format: "%.3f", r.bitsPerWeight)) bits/weight, \(String(format: "%.1f", r.seconds)) s")
         if rtn > 0 {
             print(String(format: "layer-wise error tr(ΔW H ΔWᵀ) summed over %d modules: GPTQ %.4g vs RTN %.4g (%.2fx lower)",
