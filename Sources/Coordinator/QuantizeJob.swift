@@ -185,6 +185,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
         target = { grids[$0].map { .integer($0) } ?? .ggml(.f16) }
     }
     let quantizer = SequentialQuantizer(source: source, options: job.options, comm: comm, target: target)
+    quantizer.injectsFaults = true
     var setup: CheckpointSetup? = nil
     if comm.isRoot {
         let calibrated = (job.options.method == .gptq || job.options.importanceFit) && calibration != nil

@@ -240,7 +240,7 @@ public struct QuantizeStageError: Error, CustomStringConvertible {
 
 /// Fault injection for the failure-handling tests (as `cluster-selftest --fail-rank`): with
 /// `HESSDIST_FAULT=RANK:BLOCK:GROUP` in the environment, that rank throws this when it reaches that
-/// group (GROUP 0 q/k/v, 1 o, 2 gate/up, 3 down). `RANK:BLOCK:GROUP:kill` makes it SIGKILL itself there
+/// group (GROUP 0 q/k/v, 1 o, 2 gate/up, 3 down) in the quantizing pass (`injectsFaults`). `RANK:BLOCK:GROUP:kill` makes it SIGKILL itself there
 /// instead: no error path, no cleanup, as when a job is killed; blocks before BLOCK are checkpointed by
 /// then, so `RANK:k+1:0:kill` is "killed after block k" for the `--resume` tests.
 public struct InjectedFault: Error, CustomStringConvertible {

@@ -121,6 +121,9 @@ public final class SequentialQuantizer {
     public var resumed: [CheckpointBlock] = []
     /// How many leading blocks the last `run` took from `resumed`.
     public internal(set) var resumedBlocks = 0
+    /// Whether `HESSDIST_FAULT` applies to this run (`InjectedFault`): only the pass that writes the
+    /// output sets it, so "block k" means the same block with and without mixed precision's profiling pass.
+    public var injectsFaults = false
 
     public init(source: WeightSource, options: SequentialOptions, comm: Comm = .single,
                 target: @escaping (String) -> StorageTarget) {
@@ -156,7 +159,7 @@ public final class SequentialQuantizer {
 
     func runStages(calibration: CalibrationSet?, progress: ((SequentialProgress) -> Void)?) throws -> [QuantizedLinear] {
         stage = "setup"
-        let fault = try InjectedFault.fromEnvironment()
+        let fault = injectsFaults ? try InjectedFault.fromEnvironment() : nil
         let c = source.config
         let start = Date()
         var out: [QuantizedLinear] = []
