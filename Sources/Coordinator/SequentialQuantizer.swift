@@ -191,9 +191,10 @@ public final class SequentialQuantizer {
             let block = try LlamaModel(source: source, layers: l..<(l + 1), embedding: false, head: false,
                                        contextLength: seqlen)
             if l < resumedBlocks {
-                // Taken from the checkpoint; the forward rebuilds X only if anything still reads it.
+                // Taken from the checkpoint; the forward rebuilds X only if anything still reads it (a
+                // block still to solve, or the head's Hessian); a job killed while exporting needs none.
                 stage = "block \(l) (resumed from the checkpoint)"
-                let forward = l + 1 < c.nLayers || headObserver != nil
+                let forward = resumedBlocks < c.nLayers || headObserver != nil
                 try restoreBlock(l, block: block, X: forward ? X : nil, mine: mine, seqlen: seqlen, calibrated: gptq, into: &out)
                 if comm.isRoot {
                     let elapsed = Date().timeIntervalSince(start)

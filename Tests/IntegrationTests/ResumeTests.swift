@@ -147,6 +147,23 @@ import TestSupport
         #expect(note.contains("block-0001.bin") && note.contains("CRC32C") && note.contains("redoing blocks 1...4"), "\(note)")
     }
 
+    /// A job that fails after its last block (here the export: `--out` is a directory) resumes every
+    /// block and only exports.
+    @Test func failedExportResumesEveryBlock() throws {
+        let dir = try TestData.tempDir("resume-export")
+        let base = dir.appendingPathComponent("base.gguf"), out = dir.appendingPathComponent("out.gguf")
+        let args = Self.calib + ["--type", "q4_0"]
+        try quantize(out: base, args)
+        try FileManager.default.createDirectory(at: out.appendingPathComponent("x"), withIntermediateDirectories: true)
+        let f = try failing(out: out, args)
+        #expect(f.stderr.contains("rename"), "\(f.stderr)")
+        #expect(blockFiles(out).count == 5)
+        try FileManager.default.removeItem(at: out)
+        try quantize(out: out, args + ["--resume"])
+        #expect(try bytes(out) == bytes(base))
+        #expect(try report(out)["resumedBlocks"] as? [Int] == [0, 1, 2, 3, 4])
+    }
+
     /// `--resume` with no checkpoint starts fresh; without `--resume` an existing checkpoint is replaced.
     @Test func resumeWithoutCheckpointAndRunWithoutResume() throws {
         let dir = try TestData.tempDir("resume-fresh")
