@@ -283,7 +283,7 @@ public enum MixedPrecisionError: Error, CustomStringConvertible {
         switch self {
         case .budget(let s): return s
         case .stats(let file, let field, let expected, let found):
-            return "\(file): \(field): expected \(expected), found \(found) (hint: write it with `hessdist profile`, for this model)"
+            return "\(file): \(field): expected \(expected), found \(found) (hint: write it with `hessdist profile` for this model and output format)"
         }
     }
 }
@@ -531,12 +531,26 @@ public func allocateMixedPrecision(stats: SensitivityStats,
     func solve(_ budget: Int) throws -> (plan: BitPlan, bytes: Int, solverBudget: Int) {
         var q = problem
         q.budgetBytes = budget
-        while true {
+        func run() throws -> (BitPlan, Int) {
             let plan = mixed.sensitivity == .sizeOnly ? try q.sizeOnlyBaseline() : try q.solve()
-            let bytes = try exactBytes(plan)
-            if bytes <= budget { return (plan, bytes, q.budgetBytes) }
-            q.budgetBytes -= bytes - budget
+            return (plan, try exactBytes(plan))
         }
+        var (plan, bytes) = try run()
+        while bytes > budget {
+            q.budgetBytes -= bytes - budget
+            (plan, bytes) = try run()
+        }
+        // The other way (GPTQ): a plan that drops the `dynamic` entries of the reference layout is smaller
+        // than the solver thought, leaving budget unused. Hand the slack back to the solver while its plan
+        // still fits; a larger budget never costs more, so a few rounds only refine.
+        var fitted = (plan, bytes, q.budgetBytes)
+        for _ in 0..<8 where fitted.1 < budget && stats.format == .gptq {
+            q.budgetBytes = fitted.2 + (budget - fitted.1)
+            let (p, b) = try run()
+            guard b <= budget else { break }
+            fitted = (p, b, q.budgetBytes)
+        }
+        return fitted
     }
     let range = try problem.usefulByteRange()
     let chosen: (plan: BitPlan, bytes: Int, solverBudget: Int)
