@@ -215,7 +215,8 @@ public func gptqGrids(labels: [String: String], shapes: [String: [Int]],
 
 /// Tensors a runtime fuses into one kernel, which must therefore share a bit width: per block, q/k/v
 /// (vLLM's qkv_proj) and gate/up (gate_up_proj); only members in `names`. GGUF has none: llama.cpp keeps
-/// every tensor separate.
+/// every tensor separate. A member no grid packs is not in `names` and stays fp16, as in uniform GPTQ
+/// (a runtime that fuses it with quantized partners cannot load that; the tie binds the quantized ones).
 public func fusedTies(format: ExportFormat, nLayers: Int, names: Set<String>) -> [[String]] {
     guard format == .gptq else { return [] }
     var ties: [[String]] = []
@@ -297,7 +298,9 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                                traceProgress: ((SensitivityModel, Int, Int) -> Void)? = nil) throws -> SensitivityStats? {
     let t0 = Date()
     let c = source.config
-    let layout = try exportLayout(source: source, tokenizer: tokenizer)
+    // The GGUF file's layout prices ggml candidates; a GPTQ profile lays out its checkpoint instead (and
+    // needs no GGUF metadata, so no tokenizer).
+    let layout = profile.gptq == nil ? try exportLayout(source: source, tokenizer: tokenizer) : nil
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
     // Loss-Hessian traces from the whole model on every rank (sequences split over the ranks, per-tensor
     // scalars gathered on rank 0), before the layer pass.
@@ -375,7 +378,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
             var err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
             if let inputError { err += inputError(Q) }
-            candidates.append(.init(type: type.description, bytes: layout.dataBytes(type, elements: rows * cols)!,
+            candidates.append(.init(type: type.description, bytes: layout!.dataBytes(type, elements: rows * cols)!,
                                     layerError: err, squaredError: d2))
         }
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
@@ -422,10 +425,11 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     _ = try layers.run(calibration: calibration, progress: progress)
     guard comm.isRoot else { return nil }
     let profiled = Set(tensors.map(\.name))
-    var fixed = layout.headerBytes
+    var fixed = 0
     if let gptq = profile.gptq {
         fixed = try gptqFixedBytes(config: c, tensors: tensors, options: gptq)
-    } else {
+    } else if let layout {
+        fixed = layout.headerBytes
         for t in source.tensors where !profiled.contains(t.name) {
             fixed += layout.dataBytes(base.types[t.name]!, elements: t.shape.reduce(1, *))!
         }

@@ -116,7 +116,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
             throw CalibrationError.invalid("--bits \(job.bits): GPTQ checkpoints pack \(gptqSupportedBits) bits")
         }
     }
-    /// Mixed precision's choice per allocated tensor: a ggml type name (GGUF) or `gptqLabel` (GPTQ).
+    // Mixed precision's choice per allocated tensor: a ggml type name (GGUF) or `gptqLabel` (GPTQ).
     var chosen: [String: String]? = nil
     if var mixed = job.mixed {
         if job.format == .gguf {
