@@ -1,10 +1,11 @@
-// Mixed precision for GGUF in two steps. Profiling (`profileSensitivity`) measures, per tensor the
-// allocation may choose for (every block linear, and the embedding / output head), the exact bytes each
-// candidate ggml type adds to the file and the damage it does under every sensitivity model; the result
-// (`SensitivityStats`) is enough to allocate any budget without the model. Allocation
-// (`allocateMixedPrecision`) prices the candidates by one sensitivity model and chooses one type per
-// tensor with the exact budgeted solver (`BitAllocationProblem`). Not GPTQ: the chosen types then go
-// through the ordinary sequential quantizer.
+// Mixed precision in two steps, for GGUF files and GPTQ checkpoints. Profiling (`profileSensitivity`)
+// measures, per tensor the allocation may choose for, the exact bytes each candidate adds to the output and
+// the damage it does under every sensitivity model: for GGUF every block linear and the embedding / output
+// head over ggml types, for GPTQ every block linear over the integer grids the checkpoint can pack. The
+// result (`SensitivityStats`) is enough to allocate any budget without the model. Allocation
+// (`allocateMixedPrecision`) prices the candidates by one sensitivity model and chooses one per tensor with
+// the exact budgeted solver (`BitAllocationProblem`). Not GPTQ itself: the chosen types then go through the
+// ordinary sequential quantizer.
 import Foundation
 import HessianDist
 import Node
@@ -37,6 +38,12 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
 public struct ProfileOptions: Sendable {
     /// Types a tensor may take (each only where its row length is a whole number of blocks).
     public var candidates: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    /// Profile for a GPTQ checkpoint with these settings instead of GGUF: the candidates are then the
+    /// integer grids of `gptqBits` that `gptqGrid` can pack for each block linear (the embedding and head
+    /// stay fp16, as GPTQ checkpoints keep them).
+    public var gptq: GPTQCheckpointOptions? = nil
+    /// Bit widths a GPTQ module may take (each where the shape packs).
+    public var gptqBits: [Int] = gptqSupportedBits
     /// Loss-Hessian traces to estimate (fisher, hutchinson); the layer errors are always measured.
     public var traces: Set<SensitivityModel> = []
     /// Calibration sequences the Fisher traces average over (the first ones of the set): one backward
@@ -81,8 +88,12 @@ public struct MixedPrecisionOptions: Sendable {
     public var sensitivity: SensitivityModel = .hessianError
     /// What the profile measures (when the job profiles rather than reading a stats file).
     public var profile = ProfileOptions()
-    /// Tensors the solver may not choose for, with their type.
-    public var pinned: [String: GGMLType] = [:]
+    /// Tensors the solver may not choose for, with their candidate label (a ggml type name such as
+    /// "Q8_0", or `gptqLabel(bits:)` such as "int8").
+    public var pinned: [String: String] = [:]
+    /// GPTQ: the checkpoint settings the plan is laid out for (nil: those the statistics were profiled
+    /// for). `quantize` passes its own, so its plan is exact for the files it writes.
+    public var checkpoint: GPTQCheckpointOptions? = nil
     /// Budgets (bits per weight) at which the report lists the optimal cost: the Pareto frontier.
     public var frontier: [Double] = stride(from: 4.0, through: 9.0, by: 0.25).map { $0 }
     public init(budget: FileBudget) { self.budget = budget }
@@ -93,8 +104,10 @@ public struct MixedPrecisionOptions: Sendable {
 /// `hessdist allocate` and `quantize --stats`.
 public struct SensitivityStats: Sendable, Codable {
     public struct Candidate: Sendable, Codable {
+        /// A ggml type name (GGUF) or `gptqLabel(bits:)` (GPTQ).
         public var type: String
-        /// Bytes in the file's data section, padding included.
+        /// Bytes in the file's data section, padding included; for GPTQ the module's qweight, qzeros,
+        /// scales and g_idx data.
         public var bytes: Int
         /// tr(ΔW H̄ ΔWᵀ) with H̄ GPTQ's mean layer Hessian 2/N·XᵀX; for the embedding, plus
         /// its input error (see `SensitivityModel.hessianError`).
@@ -133,7 +146,9 @@ public struct SensitivityStats: Sendable, Codable {
     public var seqlen: Int
     public var parameters: Int
     /// Bytes no allocation chooses: header and metadata, and the tensors that are not profiled (norms) at
-    /// their fixed types.
+    /// their fixed types. GPTQ: every file's bytes with each profiled tensor at its first candidate, less
+    /// those candidates' data; the headers and configs vary a little with the plan, which the allocation
+    /// handles by laying the plan out exactly (see `allocateMixedPrecision`).
     public var fixedBytes: Int
     public var tensors: [Tensor]
     public var fisherSamples: Int?
@@ -142,10 +157,76 @@ public struct SensitivityStats: Sendable, Codable {
     /// diag(H̄) of each profiled tensor's input (the imatrix), in `tensors` order; the export quantizes the
     /// embedding with it, as it was priced.
     public var imatrix: [[Float]] = []
+    /// The output the candidates are priced for. Files written before the field existed are GGUF.
+    public var format: ExportFormat = .gguf
+    /// GPTQ: the checkpoint settings profiled for (the grids' group size and symmetry, and the defaults
+    /// the layout was priced with), and the model config the checkpoint's files are laid out from.
+    public var gptq: GPTQCheckpointOptions? = nil
+    public var config: ModelConfig? = nil
 
-    private enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey {
         case version, model, calibration, seqlen, parameters, fixedBytes, tensors, fisherSamples, hutchinsonSamples, cost
+        case format, gptq, config
     }
+}
+
+extension SensitivityStats {
+    /// Decodes, with `format` defaulting to GGUF (stats files written before GPTQ profiling).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(version: try c.decode(Int.self, forKey: .version), model: try c.decode(String.self, forKey: .model),
+                  calibration: try c.decode(String.self, forKey: .calibration), seqlen: try c.decode(Int.self, forKey: .seqlen),
+                  parameters: try c.decode(Int.self, forKey: .parameters), fixedBytes: try c.decode(Int.self, forKey: .fixedBytes),
+                  tensors: try c.decode([Tensor].self, forKey: .tensors),
+                  fisherSamples: try c.decodeIfPresent(Int.self, forKey: .fisherSamples),
+                  hutchinsonSamples: try c.decodeIfPresent(Int.self, forKey: .hutchinsonSamples),
+                  cost: try c.decode(Cost.self, forKey: .cost),
+                  format: try c.decodeIfPresent(ExportFormat.self, forKey: .format) ?? .gguf,
+                  gptq: try c.decodeIfPresent(GPTQCheckpointOptions.self, forKey: .gptq),
+                  config: try c.decodeIfPresent(ModelConfig.self, forKey: .config))
+    }
+}
+
+/// The allocation label of a `bits`-wide GPTQ module ("int4"); its grid follows from the shape and the
+/// checkpoint's group size (`gptqGrid`).
+public func gptqLabel(bits: Int) -> String { "int\(bits)" }
+
+/// The bit width of a `gptqLabel`, nil for anything else.
+public func gptqBits(label: String) -> Int? {
+    guard label.hasPrefix("int"), let b = Int(label.dropFirst(3)), gptqSupportedBits.contains(b) else { return nil }
+    return b
+}
+
+/// The grid of every module `labels` chooses for (labels from `gptqLabel`): the one rule the profile's
+/// prices, the allocation's layout and the quantizer share. Throws for a label or shape that cannot pack.
+public func gptqGrids(labels: [String: String], shapes: [String: [Int]],
+                      options: GPTQCheckpointOptions) throws -> [String: IntegerGroupGrid] {
+    var grids: [String: IntegerGroupGrid] = [:]
+    for (name, label) in labels {
+        guard let bits = gptqBits(label: label), let shape = shapes[name], shape.count == 2,
+              let grid = gptqGrid(bits: bits, groupSize: options.groupSize, rows: shape[0], cols: shape[1],
+                                  symmetric: options.symmetric) else {
+            throw MixedPrecisionError.budget("\(name)=\(label): not a GPTQ grid its shape \(shapes[name] ?? []) packs at group size \(options.groupSize) (hint: choose one of \(gptqSupportedBits.map { gptqLabel(bits: $0) }) whose codes fill whole int32 words)")
+        }
+        grids[name] = grid
+    }
+    return grids
+}
+
+/// Tensors a runtime fuses into one kernel, which must therefore share a bit width: per block, q/k/v
+/// (vLLM's qkv_proj) and gate/up (gate_up_proj); only members in `names`. GGUF has none: llama.cpp keeps
+/// every tensor separate. A member no grid packs is not in `names` and stays fp16, as in uniform GPTQ
+/// (a runtime that fuses it with quantized partners cannot load that; the tie binds the quantized ones).
+public func fusedTies(format: ExportFormat, nLayers: Int, names: Set<String>) -> [[String]] {
+    guard format == .gptq else { return [] }
+    var ties: [[String]] = []
+    for l in 0..<nLayers {
+        for group in [[TensorName.attnQ(l), TensorName.attnK(l), TensorName.attnV(l)], [TensorName.ffnGate(l), TensorName.ffnUp(l)]] {
+            let present = group.filter(names.contains)
+            if present.count > 1 { ties.append(present) }
+        }
+    }
+    return ties
 }
 
 /// What the allocation decided and why, for the report.
@@ -169,14 +250,23 @@ public struct AllocationReport: Sendable, Codable {
         public var types: [String: Int]
     }
     public var sensitivity: String
+    /// "gguf" or "gptq": what the plan's bytes are laid out for.
+    public var format: String
     public var targetBitsPerWeight: Double
     public var budgetBytes: Int
+    /// The budget the solver was last given: `budgetBytes` less what earlier solves overshot it by once the
+    /// plan's headers and configs were laid out exactly (GPTQ; equal to `budgetBytes` for GGUF).
+    public var solverBudgetBytes: Int
+    /// Tensors that had to share a label (GPTQ: fused q/k/v and gate/up of each block).
+    public var ties: [[String]]
     /// Bytes the allocation does not choose: header, metadata, norms, pinned tensors.
     public var fixedBytes: Int
-    /// The file size the plan gives (equal to the written file's size).
+    /// The file size the plan gives (equal to the written file's size; for GPTQ, to every file of the
+    /// checkpoint directory).
     public var plannedFileBytes: Int
     public var totalCost: Double
-    /// Whether the solver proved the plan optimal, and its lower bound on the cost.
+    /// Whether the solver proved the plan optimal, and its lower bound on the cost (both at
+    /// `solverBudgetBytes`).
     public var optimal: Bool
     public var lowerBound: Double
     public var tensors: [Tensor]
@@ -194,7 +284,7 @@ public enum MixedPrecisionError: Error, CustomStringConvertible {
         switch self {
         case .budget(let s): return s
         case .stats(let file, let field, let expected, let found):
-            return "\(file): \(field): expected \(expected), found \(found) (hint: write it with `hessdist profile`, for this model)"
+            return "\(file): \(field): expected \(expected), found \(found) (hint: write it with `hessdist profile` for this model and output format)"
         }
     }
 }
@@ -208,7 +298,9 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                                traceProgress: ((SensitivityModel, Int, Int) -> Void)? = nil) throws -> SensitivityStats? {
     let t0 = Date()
     let c = source.config
-    let layout = try exportLayout(source: source, tokenizer: tokenizer)
+    // The GGUF file's layout prices ggml candidates; a GPTQ profile lays out its checkpoint instead (and
+    // needs no GGUF metadata, so no tokenizer).
+    let layout = profile.gptq == nil ? try exportLayout(source: source, tokenizer: tokenizer) : nil
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
     // Loss-Hessian traces from the whole model on every rank (sequences split over the ranks, per-tensor
     // scalars gathered on rank 0), before the layer pass.
@@ -262,7 +354,20 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
         let hMean = H?.mean()
         let imp = H?.diagonal
         var candidates: [SensitivityStats.Candidate] = []
-        for type in profile.candidates where cols % type.blockSize == 0 {
+        if let gptq = profile.gptq {
+            // The checkpoint's grids: RTN on each (what GPTQ then improves on), priced by the module's data.
+            for bits in profile.gptqBits {
+                guard let grid = gptqGrid(bits: bits, groupSize: gptq.groupSize, rows: rows, cols: cols,
+                                          symmetric: gptq.symmetric) else { continue }
+                let Q = roundToNearest(W: W, rows: rows, cols: cols, grid: grid).Q
+                var d2 = 0.0
+                for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
+                let err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
+                candidates.append(.init(type: gptqLabel(bits: bits), bytes: gptqModuleDataBytes(rows: rows, cols: cols, grid: grid),
+                                        layerError: err, squaredError: d2))
+            }
+        }
+        for type in profile.candidates where profile.gptq == nil && cols % type.blockSize == 0 {
             let bytes = try W.withUnsafeBufferPointer { w in
                 try imp.map { try quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!, importance: $0) }
                     ?? quantizeTensor(type, rows: rows, cols: cols, from: w.baseAddress!)
@@ -273,7 +378,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
             var err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
             if let inputError { err += inputError(Q) }
-            candidates.append(.init(type: type.description, bytes: layout.dataBytes(type, elements: rows * cols)!,
+            candidates.append(.init(type: type.description, bytes: layout!.dataBytes(type, elements: rows * cols)!,
                                     layerError: err, squaredError: d2))
         }
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
@@ -306,7 +411,8 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     profileOptions.method = .gptq
     let layers = SequentialQuantizer(source: source, options: profileOptions, comm: comm) { _ in .ggml(.f32) }
     layers.observer = { name, W, H in try price(name, W, H) }
-    layers.headObserver = { name, W, H in
+    // A GPTQ checkpoint keeps the embedding and head fp16: nothing to price there.
+    if profile.gptq == nil { layers.headObserver = { name, W, H in
         // Tied: the embedding is the head, its damage both at the output and at the input.
         if c.tiedEmbeddings {
             try price(name, W, H, inputError: embeddingInputError(W))
@@ -315,13 +421,18 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             let E = try source.dequantize(TensorName.tokenEmbedding)
             try price(TensorName.tokenEmbedding, E, nil, inputError: embeddingInputError(E))
         }
-    }
+    } }
     _ = try layers.run(calibration: calibration, progress: progress)
     guard comm.isRoot else { return nil }
     let profiled = Set(tensors.map(\.name))
-    var fixed = layout.headerBytes
-    for t in source.tensors where !profiled.contains(t.name) {
-        fixed += layout.dataBytes(base.types[t.name]!, elements: t.shape.reduce(1, *))!
+    var fixed = 0
+    if let gptq = profile.gptq {
+        fixed = try gptqFixedBytes(config: c, tensors: tensors, options: gptq)
+    } else if let layout {
+        fixed = layout.headerBytes
+        for t in source.tensors where !profiled.contains(t.name) {
+            fixed += layout.dataBytes(base.types[t.name]!, elements: t.shape.reduce(1, *))!
+        }
     }
     let layerSeconds = Date().timeIntervalSince(tLayers)
     var stats = SensitivityStats(model: source.path, calibration: calibrationDescription, seqlen: calibration.seqlen,
@@ -332,24 +443,57 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                                              hutchinsonSecondsPerProbe: probeSeconds, layerPassSeconds: layerSeconds,
                                              totalSeconds: Date().timeIntervalSince(t0)))
     stats.imatrix = imatrix
+    if let gptq = profile.gptq {
+        stats.format = .gptq
+        stats.gptq = gptq
+        stats.config = c
+    }
     return stats
 }
 
-/// The type of every profiled tensor under `mixed`'s budget and sensitivity model, with the report.
-/// Pure: no model, no files.
+/// A GPTQ profile's `fixedBytes`: every file of the checkpoint with each profiled module at its first
+/// candidate, less those candidates' data, i.e. the additive part of any plan's size. What a plan's own
+/// headers and configs add on top is settled by laying the chosen plan out (`allocateMixedPrecision`).
+func gptqFixedBytes(config: ModelConfig, tensors: [SensitivityStats.Tensor], options: GPTQCheckpointOptions) throws -> Int {
+    let first = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.candidates[0].type) })
+    let shapes = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.shape) })
+    let grids = try gptqGrids(labels: first, shapes: shapes, options: options)
+    return try GPTQCheckpointLayout(config: config, grids: grids, options: options).totalBytes
+        - tensors.reduce(0) { $0 + $1.candidates[0].bytes }
+}
+
+/// The label (ggml type name, or `gptqLabel` for GPTQ) of every profiled or pinned tensor under `mixed`'s
+/// budget and sensitivity model, with the report. Pure: no model, no files.
+///
+/// GPTQ: fused tensors are tied (`fusedTies`), and the plan's size is the exact size of every file of the
+/// checkpoint (`GPTQCheckpointLayout`). The solver sees that size as `fixedBytes` + Σ module data, which is
+/// exact for the data but not for the safetensors headers and the configs: their bytes follow the plan
+/// (shape and offset digits, one `dynamic` entry per module off the default bits, shard boundaries). So
+/// the chosen plan is laid out, and while it overshoots the budget the solver runs again with its budget
+/// lowered by the overshoot; the budget strictly falls, so this ends with a plan that fits or with the
+/// solver's infeasible error.
 public func allocateMixedPrecision(stats: SensitivityStats,
-                                   mixed: MixedPrecisionOptions) throws -> (types: [String: GGMLType], report: AllocationReport) {
+                                   mixed: MixedPrecisionOptions) throws -> (types: [String: String], report: AllocationReport) {
     let params = Double(stats.parameters)
+    let names = Set(stats.tensors.map(\.name))
+    for name in mixed.pinned.keys.sorted() where !names.contains(name) {
+        throw MixedPrecisionError.budget("--pin \(name): not a tensor the statistics allocate (\(stats.tensors.count) tensors, e.g. \(stats.tensors.first?.name ?? "none"))")
+    }
+    let ties = fusedTies(format: stats.format, nLayers: stats.config?.nLayers ?? 0, names: names)
+    let tied = Set(ties.joined())
     var fixed = stats.fixedBytes
     var items: [AllocationItem] = []
     var traces: [TraceEstimate] = []
     for t in stats.tensors {
         if let pin = mixed.pinned[t.name] {
-            guard let c = t.candidates.first(where: { $0.type == pin.description }) else {
+            guard let c = t.candidates.first(where: { $0.type == pin }) else {
                 throw MixedPrecisionError.budget("--pin \(t.name)=\(pin): not a candidate for its shape \(t.shape) (candidates: \(t.candidates.map(\.type).joined(separator: ", ")))")
             }
-            fixed += c.bytes
-            continue
+            // A pin is fixed bytes, unless tie partners must follow it: then it stays an item, pinned.
+            if !tied.contains(t.name) {
+                fixed += c.bytes
+                continue
+            }
         }
         let trace: TraceEstimate?
         switch mixed.sensitivity {
@@ -367,32 +511,87 @@ public func allocateMixedPrecision(stats: SensitivityStats,
         items.append(AllocationItem(name: t.name, choices: t.candidates.map { c in
             AllocationChoice(label: c.type, bytes: c.bytes,
                              cost: trace.map { max(0, $0.mean) / n * c.squaredError } ?? c.layerError)
-        }))
+        }, pinned: mixed.pinned[t.name]))
     }
     let budgetBytes = mixed.budget.bytes(parameters: stats.parameters)
-    let problem = BitAllocationProblem(items: items, fixedBytes: fixed, budgetBytes: budgetBytes)
+    let problem = BitAllocationProblem(items: items, ties: ties, fixedBytes: fixed, budgetBytes: budgetBytes)
+
+    // The exact size of a plan's output: the additive model for GGUF (exact there), the checkpoint's
+    // layout for GPTQ.
+    var exactBytes: (BitPlan) throws -> Int = { $0.totalBytes }
+    if stats.format == .gptq {
+        guard let config = stats.config, let profiled = stats.gptq else {
+            throw MixedPrecisionError.budget("statistics of \(stats.model): format gptq without its checkpoint settings and model config (hint: profile again with `hessdist profile --format gptq`)")
+        }
+        let options = mixed.checkpoint ?? profiled
+        let shapes = Dictionary(uniqueKeysWithValues: stats.tensors.map { ($0.name, $0.shape) })
+        exactBytes = { plan in
+            var labels = plan.labels
+            for (name, label) in mixed.pinned { labels[name] = label }
+            return try GPTQCheckpointLayout(config: config, grids: try gptqGrids(labels: labels, shapes: shapes, options: options),
+                                            options: options).totalBytes
+        }
+    }
+    func solve(_ budget: Int) throws -> (plan: BitPlan, bytes: Int, solverBudget: Int) {
+        var q = problem
+        q.budgetBytes = budget
+        func run() throws -> (BitPlan, Int) {
+            let plan = mixed.sensitivity == .sizeOnly ? try q.sizeOnlyBaseline() : try q.solve()
+            return (plan, try exactBytes(plan))
+        }
+        var (plan, bytes) = try run()
+        while bytes > budget {
+            q.budgetBytes -= bytes - budget
+            (plan, bytes) = try run()
+        }
+        // The other way (GPTQ): a plan that drops the `dynamic` entries of the reference layout is smaller
+        // than the solver thought, leaving budget unused. Hand the slack back to the solver while its plan
+        // still fits; a larger budget never costs more, so a few rounds only refine.
+        var fitted = (plan, bytes, q.budgetBytes)
+        for _ in 0..<8 where fitted.1 < budget && stats.format == .gptq {
+            q.budgetBytes = fitted.2 + (budget - fitted.1)
+            let (p, b) = try run()
+            guard b <= budget else { break }
+            fitted = (p, b, q.budgetBytes)
+        }
+        return fitted
+    }
     let range = try problem.usefulByteRange()
-    let plan: BitPlan
+    let chosen: (plan: BitPlan, bytes: Int, solverBudget: Int)
     do {
-        plan = mixed.sensitivity == .sizeOnly ? try problem.sizeOnlyBaseline() : try problem.solve()
+        chosen = try solve(budgetBytes)
     } catch BitAllocationError.infeasible(_, let smallest) {
         throw MixedPrecisionError.budget(
             "\(mixed.budget.flag): \(budgetBytes) bytes; the smallest file these candidates allow is \(smallest) bytes (\(String(format: "%.3f", Double(smallest * 8) / params)) bits/weight): raise the target or add smaller candidates")
     }
+    let plan = chosen.plan
     let budgets = mixed.frontier.map { FileBudget.bitsPerWeight($0).bytes(parameters: stats.parameters) }
         .filter { $0 >= range.lowerBound }
-    let frontier = try problem.paretoFrontier(budgets: budgets).map { p in
-        AllocationReport.FrontierPoint(bitsPerWeight: Double(p.budgetBytes * 8) / params, fileBytes: p.totalBytes,
-                                       cost: p.totalCost, types: Dictionary(p.labels.values.map { ($0, 1) }, uniquingKeysWith: +))
+    var frontier: [AllocationReport.FrontierPoint] = []
+    for b in budgets {
+        let p: (plan: BitPlan, bytes: Int, solverBudget: Int)
+        do {
+            p = try solve(b)
+        } catch BitAllocationError.infeasible {
+            // A budget just above the additive minimum can be short of the exact one: no point there.
+            continue
+        }
+        frontier.append(AllocationReport.FrontierPoint(bitsPerWeight: Double(b * 8) / params, fileBytes: p.bytes,
+                                                       cost: p.plan.totalCost,
+                                                       types: Dictionary(p.plan.labels.values.map { ($0, 1) }, uniquingKeysWith: +)))
     }
-    var types = plan.labels.mapValues { GGMLType(name: $0)! }
-    for (name, type) in mixed.pinned { types[name] = type }
+    var types = plan.labels
+    for (name, label) in mixed.pinned { types[name] = label }
     let tensors = items.map { item in
         AllocationReport.Tensor(name: item.name, chosen: plan.labels[item.name]!,
                                 candidates: item.choices.map { .init(type: $0.label, bytes: $0.bytes, cost: $0.cost) })
     }
-    let report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, targetBitsPerWeight: Double(budgetBytes * 8) / params,
-                                  budgetBytes: budgetBytes, fixedBytes: fixed, plannedFileBytes: plan.totalBytes,
+    // What the plan does not choose, from the exact size: headers, configs, dense tensors, pins.
+    let chosenBytes = items.reduce(0) { sum, item in sum + item.choices.first { $0.label == plan.labels[item.name] }!.bytes }
+    let report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, format: stats.format.rawValue,
+                                  targetBitsPerWeight: Double(budgetBytes * 8) / params,
+                                  budgetBytes: budgetBytes, solverBudgetBytes: chosen.solverBudget, ties: ties,
+                                  fixedBytes: chosen.bytes - chosenBytes, plannedFileBytes: chosen.bytes,
                                   totalCost: plan.totalCost, optimal: plan.isOptimal, lowerBound: plan.lowerBound,
                                   tensors: tensors, frontier: frontier, traces: traces.isEmpty ? nil : traces,
                                   profileSeconds: stats.cost.totalSeconds)

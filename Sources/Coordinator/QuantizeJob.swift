@@ -26,7 +26,8 @@ public struct QuantizeJob: Sendable {
     /// GPTQ safetensors shards at most this many bytes (nil: one file).
     public var maxShardBytes: Int?
     public var options = SequentialOptions()
-    /// GGUF mixed precision: per-tensor types chosen under a file-size budget (nil: `ggmlType` for all).
+    /// Mixed precision: per-tensor types (GGUF) or bit widths (GPTQ) chosen under a size budget for the
+    /// whole output (nil: `ggmlType` / `bits` for all).
     public var mixed: MixedPrecisionOptions?
     /// With `mixed`: allocate from this `hessdist profile` statistics file instead of profiling.
     public var statsPath: String?
@@ -116,42 +117,60 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     var plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
                         embedding: job.embeddingType, output: job.outputType)
     var allocation: AllocationReport? = nil
+    let checkpoint = GPTQCheckpointOptions(bits: job.bits, groupSize: job.groupSize, symmetric: job.symmetric,
+                                           descAct: job.options.actOrder, dampPercent: job.options.dampPercent,
+                                           maxShardBytes: job.maxShardBytes)
+    if job.format == .gptq {
+        guard gptqSupportedBits.contains(job.bits) else {
+            throw CalibrationError.invalid("--bits \(job.bits): GPTQ checkpoints pack \(gptqSupportedBits) bits")
+        }
+    }
+    // Mixed precision's choice per allocated tensor: a ggml type name (GGUF) or `gptqLabel` (GPTQ).
+    var chosen: [String: String]? = nil
     if var mixed = job.mixed {
-        // An explicit embedding / output type is a pin: the allocation works around it.
-        if let e = job.embeddingType { mixed.pinned[TensorName.tokenEmbedding] = e }
-        if let o = job.outputType, !c.tiedEmbeddings { mixed.pinned[TensorName.output] = o }
-        guard job.format == .gguf else {
-            throw MixedPrecisionError.budget("mixed precision writes GGUF only for now (--format gguf)")
+        if job.format == .gguf {
+            // An explicit embedding / output type is a pin: the allocation works around it.
+            if let e = job.embeddingType { mixed.pinned[TensorName.tokenEmbedding] = e.description }
+            if let o = job.outputType, !c.tiedEmbeddings { mixed.pinned[TensorName.output] = o.description }
+        } else {
+            // Laid out for the files this job writes (its bits, act-order, damping, shards).
+            mixed.checkpoint = checkpoint
         }
         var stats: SensitivityStats? = nil
         if let path = job.statsPath {
             // Every rank reads the file: only rank 0 needs it, but a bad file then fails every rank alike.
             stats = try SensitivityStatsFile.read(path)
+            try SensitivityStatsFile.check(stats!, path: path, format: job.format, gptq: job.format == .gptq ? checkpoint : nil)
             try SensitivityStatsFile.check(stats!, path: path, against: source)
         } else {
             guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
             var profile = mixed.profile
             if mixed.sensitivity.needsTrace { profile.traces.insert(mixed.sensitivity) }
+            if job.format == .gptq { profile.gptq = checkpoint }
             stats = try profileSensitivity(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
                                            calibrationDescription: calibrationDescription, options: job.options,
                                            profile: profile, comm: comm, progress: { progress?(.profiling($0)) },
                                            traceProgress: { progress?(.traces($0, done: $1, open: $2)) })
         }
         if comm.isRoot, let stats {
-            let (types, report) = try allocateMixedPrecision(stats: stats, mixed: mixed)
-            plan = plan.applying(types, stats: stats)
+            let (labels, report) = try allocateMixedPrecision(stats: stats, mixed: mixed)
+            if job.format == .gguf { plan = plan.applying(labels.mapValues { GGMLType(name: $0)! }, stats: stats) }
+            chosen = labels
             allocation = report
         }
-        // Every rank stores (or solves) by the same types.
+        // Every rank stores (or solves) by the same choices.
         if comm.size > 1 {
-            let bytes = comm.isRoot ? Array(try JSONEncoder().encode(plan.types.mapValues(\.description))) : []
-            let types = try JSONDecoder().decode([String: String].self, from: Data(try comm.broadcast(bytes: bytes, root: 0)))
-            for (name, t) in types {
-                guard let type = GGMLType(name: t) else {
-                    throw ClusterError(rank: comm.rank, operation: "type plan broadcast", message: "\(name): unknown type \(t)")
+            let bytes = comm.isRoot ? Array(try JSONEncoder().encode(chosen ?? [:])) : []
+            let labels = try JSONDecoder().decode([String: String].self, from: Data(try comm.broadcast(bytes: bytes, root: 0)))
+            if job.format == .gguf && !comm.isRoot {
+                for (name, t) in labels {
+                    guard let type = GGMLType(name: t) else {
+                        throw ClusterError(rank: comm.rank, operation: "type plan broadcast", message: "\(name): unknown type \(t)")
+                    }
+                    plan.types[name] = type
                 }
-                plan.types[name] = type
             }
+            chosen = labels
         }
     }
     let target: (String) -> StorageTarget
@@ -160,26 +179,29 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
         let types = plan.types
         target = { .ggml(types[$0]!) }
     case .gptq:
-        guard gptqSupportedBits.contains(job.bits) else {
-            throw CalibrationError.invalid("--bits \(job.bits): GPTQ checkpoints pack \(gptqSupportedBits) bits")
-        }
         var grids: [String: IntegerGroupGrid] = [:]
         plan.choices = []  // the GGUF type plan does not apply; list the GPTQ fallbacks instead
+        let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
+        if let chosen {
+            // The allocation's grids, by the rule its layout priced; a linear it did not choose for packs at
+            // no width and stays dense.
+            grids = try gptqGrids(labels: chosen, shapes: shapes, options: checkpoint)
+        }
+        let wanted = chosen == nil ? "int\(job.bits) g\(job.groupSize)" : "any of \(gptqSupportedBits.map { gptqLabel(bits: $0) })"
         for t in source.tensors where t.shape.count == 2 && t.name.hasPrefix("blk.") {
             let (rows, cols) = (t.shape[0], t.shape[1])
-            // qweight/qzeros pack whole int32 words along both dimensions; groups must tile the row, so a
-            // group size that does not divide it steps down (128 → 64 → 32), recorded as a per-module override.
-            let packs = (cols * job.bits) % 32 == 0 && (rows * job.bits) % 32 == 0
-            var g = job.groupSize
-            while g > 32 && cols % g != 0 { g /= 2 }
-            let tiles = g == -1 || (g > 0 && cols % g == 0)
-            if packs && tiles {
-                grids[t.name] = try IntegerGroupGrid(bits: job.bits, groupSize: g, columns: cols, symmetric: job.symmetric)
-                if g != job.groupSize {
-                    plan.choices.append(TypeChoice(name: t.name, type: "int\(job.bits) g\(g)", fallbackFrom: "int\(job.bits) g\(job.groupSize)"))
+            if chosen == nil {
+                // qweight/qzeros pack whole int32 words along both dimensions; groups must tile the row
+                // (`gptqGrid` steps the group size down, recorded as a per-module override).
+                grids[t.name] = gptqGrid(bits: job.bits, groupSize: job.groupSize, rows: rows, cols: cols, symmetric: job.symmetric)
+            }
+            if let g = grids[t.name] {
+                let asked = job.groupSize == -1 ? cols : job.groupSize
+                if g.groupSize != asked {
+                    plan.choices.append(TypeChoice(name: t.name, type: "int\(g.bits) g\(g.groupSize)", fallbackFrom: "int\(g.bits) g\(job.groupSize)"))
                 }
             } else {
-                plan.choices.append(TypeChoice(name: t.name, type: "F16 (dense)", fallbackFrom: "int\(job.bits) g\(job.groupSize)"))
+                plan.choices.append(TypeChoice(name: t.name, type: "F16 (dense)", fallbackFrom: wanted))
             }
         }
         target = { grids[$0].map { .integer($0) } ?? .ggml(.f16) }
@@ -218,9 +240,9 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
             dense.append(GPTQDenseTensor(canonicalName: t.name, shape: t.shape, values: try source.dequantize(t.name)))
         }
         try writeGPTQCheckpoint(directory: job.outputPath, config: c, modules: modules, dense: dense,
-                                defaultBits: job.bits, groupSize: job.groupSize, symmetric: job.symmetric,
-                                descAct: job.options.actOrder, maxShardBytes: job.maxShardBytes,
-                                dampPercent: job.options.dampPercent, sourceRopeLayout: c.ropeLayout)
+                                defaultBits: checkpoint.bits, groupSize: checkpoint.groupSize, symmetric: checkpoint.symmetric,
+                                descAct: checkpoint.descAct, maxShardBytes: checkpoint.maxShardBytes,
+                                dampPercent: checkpoint.dampPercent, sourceRopeLayout: c.ropeLayout)
     }
     // The output is in place: the checkpoint has served its purpose.
     try setup?.checkpoint.remove()

@@ -12,6 +12,11 @@ struct Profile: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var trace: TraceOptions
+    @Option(help: "The output the candidates are priced for: gguf (ggml types per tensor, the embedding too) or gptq (integer grids per block linear, fused q/k/v and gate/up tied at allocation).")
+    var format: ExportFormat = .gguf
+    @OptionGroup var checkpoint: CheckpointOptions
+    @Flag(help: "GPTQ format: the checkpoint's desc_act, as `quantize --act-order` writes it (its config bytes are priced).")
+    var actOrder = false
     @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, hutchinson (or none). The layer errors are always measured.")
     var traces = "fisher,hutchinson"
     @Option(help: "Top loss-Hessian eigenvalue by power iteration for the tensors whose names contain one of these (comma-separated, e.g. blk.0.,token_embd): two gradient passes over the Hutchinson sequences per iteration per tensor.")
@@ -47,6 +52,7 @@ struct Profile: ParsableCommand {
         job.profile = trace.options(traces: try traceSet())
         job.profile.eigenvalueTensors = eigenvalues?.split(separator: ",").map(String.init) ?? []
         job.profile.eigenIterations = eigenIterations
+        if format == .gptq { job.profile.gptq = checkpoint.options(descAct: actOrder) }
         let comm = try launchedComm()
         let line = ProgressLine()
         let result = try runProfile(job, comm: comm) { line.show($0.line) }
@@ -63,13 +69,13 @@ struct Profile: ParsableCommand {
                            h, n, h / Double(n) / c.forwardSeconds)
         }
         print(cost + String(format: "; layer Hessians and pricing %.1f s", c.layerPassSeconds))
-        print("wrote \(out): \(s.tensors.count) tensors")
+        print("wrote \(out): \(s.tensors.count) tensors (\(s.format.rawValue))")
     }
 }
 
 /// Per tensor: parameters, the imatrix's sum, the traces, and the layer error of a few types.
 func sensitivityTable(_ s: SensitivityStats) -> String {
-    let shown = ["Q4_0", "Q5_0", "Q8_0"]
+    let shown = s.format == .gptq ? [2, 4, 8].map { gptqLabel(bits: $0) } : ["Q4_0", "Q5_0", "Q8_0"]
     let width = max(8, s.tensors.map(\.name.count).max() ?? 0)
     func pad(_ x: String, _ n: Int, left: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, n - x.count))
@@ -93,9 +99,11 @@ func sensitivityTable(_ s: SensitivityStats) -> String {
 struct Allocate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Choose each tensor's type under a file-size budget from a `hessdist profile` statistics file.",
-        discussion: "Exact multiple-choice knapsack over the exact bytes each type adds to the GGUF file. Prints the plan and the Pareto frontier; `hessdist quantize --stats FILE` with the same budget writes that plan.")
+        discussion: "Exact multiple-choice knapsack over the exact bytes each type adds to the GGUF file or GPTQ checkpoint (for GPTQ, fused q/k/v and gate/up share their bits, and the plan is laid out with the checkpoint settings the profile recorded). Prints the plan and the Pareto frontier; `hessdist quantize --stats FILE` with the same budget writes that plan.")
 
     @Option(help: "Statistics file from `hessdist profile`.") var stats: String
+    @Option(help: "Refuse statistics profiled for another output format (default: the file's own).")
+    var format: ExportFormat?
     @OptionGroup var budget: BudgetOptions
     @Option(help: "Write the allocation report (JSON) here.") var json: String?
 
@@ -106,6 +114,7 @@ struct Allocate: ParsableCommand {
 
     func run() throws {
         let s = try SensitivityStatsFile.read(stats)
+        if let format { try SensitivityStatsFile.check(s, path: stats, format: format) }
         let (types, report) = try allocateMixedPrecision(stats: s, mixed: try budget.options(profile: ProfileOptions())!)
         if let json {
             let enc = JSONEncoder()
@@ -113,8 +122,8 @@ struct Allocate: ParsableCommand {
             try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
         let params = Double(s.parameters)
-        print(String(format: "%@: %d tensors, budget %d bytes (%.3f bits/weight); plan %d bytes (%.3f bits/weight), cost %.4g (%@)",
-                     report.sensitivity as NSString, report.tensors.count, report.budgetBytes, report.targetBitsPerWeight,
+        print(String(format: "%@ (%@): %d tensors, budget %d bytes (%.3f bits/weight); plan %d bytes (%.3f bits/weight), cost %.4g (%@)",
+                     report.sensitivity as NSString, report.format as NSString, report.tensors.count, report.budgetBytes, report.targetBitsPerWeight,
                      report.plannedFileBytes, Double(report.plannedFileBytes * 8) / params, report.totalCost,
                      (report.optimal ? "optimal" : "lower bound \(report.lowerBound)") as NSString))
         for t in report.tensors {
@@ -124,6 +133,7 @@ struct Allocate: ParsableCommand {
         for (name, type) in types where !report.tensors.contains(where: { $0.name == name }) {
             print("  \(name) \(type) (pinned)")
         }
+        for tie in report.ties { print("  tied: " + tie.joined(separator: " = ")) }
         print("Pareto frontier (bits/weight: cost, types):")
         for p in report.frontier {
             let mix = p.types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")

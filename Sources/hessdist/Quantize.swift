@@ -27,10 +27,7 @@ struct Quantize: ParsableCommand {
     var embeddingType: GGMLType?
     @Option(help: "GGUF type of output.weight when untied (default Q6_K, falling back per row length).")
     var outputType: GGMLType?
-    @Option(help: "GPTQ bits (2-8).") var bits = 4
-    @Option(help: "GPTQ group size (--group-size=-1: one group per row; steps down to divide the row).") var groupSize = 128
-    @Flag(help: "GPTQ symmetric grid.") var sym = false
-    @Option(help: "GPTQ safetensors: largest shard in MB (default: one file).") var maxShardSize: Int?
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @Option(help: "gptq (Hessian-compensated rounding) or rtn (round to nearest: llama.cpp's reference quantizers).")
     var method: QuantMethod = .gptq
@@ -58,9 +55,6 @@ struct Quantize: ParsableCommand {
         guard type.isQuantizable || type == .f16 || type == .f32 else {
             throw ValidationError("--type \(type): not a type we write")
         }
-        if budget.budget != nil {
-            guard format == .gguf else { throw ValidationError("--target-bpw/--target-size: mixed precision writes GGUF only for now (--format gguf)") }
-        }
         if let s = stats {
             guard budget.budget != nil else { throw ValidationError("--stats \(s): needs --target-bpw or --target-size") }
             guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("--stats \(s): no such file") }
@@ -78,10 +72,10 @@ struct Quantize: ParsableCommand {
         job.ggmlType = type
         job.embeddingType = embeddingType
         job.outputType = outputType
-        job.bits = bits
-        job.groupSize = groupSize
-        job.symmetric = sym
-        job.maxShardBytes = maxShardSize.map { $0 * 1_000_000 }
+        job.bits = checkpoint.bits
+        job.groupSize = checkpoint.groupSize
+        job.symmetric = checkpoint.sym
+        job.maxShardBytes = checkpoint.maxShardSize.map { $0 * 1_000_000 }
         job.options.method = method
         job.options.dampPercent = damp
         job.options.actOrder = actOrder
@@ -112,10 +106,11 @@ struct Quantize: ParsableCommand {
         }
         if let a = r.allocation {
             let counts = Dictionary(a.tensors.map { ($0.chosen, 1) }, uniquingKeysWith: +).sorted { $0.key < $1.key }
-            print(String(format: "mixed precision (%@): budget %d bytes, planned %d, written %d; predicted cost %.4g (%@)",
-                         a.sensitivity as NSString, a.budgetBytes, a.plannedFileBytes, r.fileBytes, a.totalCost,
+            print(String(format: "mixed precision (%@, %@): budget %d bytes, planned %d, written %d; predicted cost %.4g (%@)",
+                         a.sensitivity as NSString, a.format as NSString, a.budgetBytes, a.plannedFileBytes, r.fileBytes, a.totalCost,
                          (a.optimal ? "optimal" : "lower bound \(a.lowerBound)") as NSString))
             print("  types: " + counts.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+            if !a.ties.isEmpty { print("  \(a.ties.count) tie groups share their bits (fused q/k/v and gate/up)") }
         }
         for t in r.types where t.fallbackFrom != nil {
             print("note: \(t.name) stored as \(t.type) instead of \(t.fallbackFrom!) (its shape does not fit that format\'s blocks)")

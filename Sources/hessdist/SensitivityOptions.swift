@@ -24,7 +24,7 @@ struct CalibrationOptions: ParsableArguments {
 
 /// What a sensitivity profile measures: shared by profile and quantize --target-bpw.
 struct TraceOptions: ParsableArguments {
-    @Option(help: "Candidate types, comma-separated (default Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K; each where the row length fits).")
+    @Option(help: "Candidate types, comma-separated: for GGUF ggml types (default Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K; each where the row length fits), for GPTQ bit widths (default int2,int3,int4,int8; each where the shape packs).")
     var candidates: String?
     @Option(help: "Fisher traces: calibration sequences averaged (one backward pass each).")
     var fisherSamples = 16
@@ -38,15 +38,21 @@ struct TraceOptions: ParsableArguments {
             throw ValidationError("--fisher-samples \(fisherSamples), --hutchinson-samples \(hutchinsonSamples), --max-probes \(maxProbes): expected >= 1")
         }
         if let c = candidates {
-            for name in c.split(separator: ",") where GGMLType(name: String(name))?.isQuantizable != true {
-                throw ValidationError("--candidates: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K)")
+            for name in c.split(separator: ",").map(String.init)
+            where GGMLType(name: name)?.isQuantizable != true && gptqBits(label: name) == nil {
+                throw ValidationError("--candidates: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K) or a GPTQ width (int2, int3, int4, int8)")
             }
         }
     }
 
     func options(traces: Set<SensitivityModel>) -> ProfileOptions {
         var p = ProfileOptions()
-        if let c = candidates { p.candidates = c.split(separator: ",").map { GGMLType(name: String($0))! } }
+        if let c = candidates {
+            let names = c.split(separator: ",").map(String.init)
+            let ggml = names.compactMap { GGMLType(name: $0) }, bits = names.compactMap { gptqBits(label: $0) }
+            if !ggml.isEmpty { p.candidates = ggml }
+            if !bits.isEmpty { p.gptqBits = bits }
+        }
         p.traces = traces
         p.fisherSamples = fisherSamples
         p.hutchinsonSamples = hutchinsonSamples
@@ -63,7 +69,7 @@ struct BudgetOptions: ParsableArguments {
     var targetSize: Int?
     @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace), or size-only (the baseline).")
     var sensitivity: SensitivityModel = .hessianError
-    @Option(help: "Fix a tensor's type, NAME=TYPE (repeatable), e.g. token_embd.weight=Q8_0.")
+    @Option(help: "Fix a tensor's type, NAME=TYPE (repeatable), e.g. token_embd.weight=Q8_0, or for GPTQ blk.0.attn_v.weight=int8 (its tied q/k follow).")
     var pin: [String] = []
 
     var budget: FileBudget? {
@@ -80,14 +86,21 @@ struct BudgetOptions: ParsableArguments {
         _ = try pins()
     }
 
-    func pins() throws -> [String: GGMLType] {
-        var out: [String: GGMLType] = [:]
+    /// Pins as allocation labels: a ggml type's name as the stats spell it ("Q8_0"), or "int8".
+    func pins() throws -> [String: String] {
+        var out: [String: String] = [:]
         for p in pin {
             let parts = p.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let t = GGMLType(name: parts[1]), t.isQuantizable else {
-                throw ValidationError("--pin \(p): expected NAME=TYPE with a quantized ggml type, e.g. token_embd.weight=Q8_0")
+            guard parts.count == 2 else {
+                throw ValidationError("--pin \(p): expected NAME=TYPE, e.g. token_embd.weight=Q8_0 or blk.0.attn_v.weight=int8")
             }
-            out[parts[0]] = t
+            if let t = GGMLType(name: parts[1]), t.isQuantizable {
+                out[parts[0]] = t.description
+            } else if let b = gptqBits(label: parts[1].lowercased()) {
+                out[parts[0]] = gptqLabel(bits: b)
+            } else {
+                throw ValidationError("--pin \(p): expected a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K) or a GPTQ width (int2, int3, int4, int8)")
+            }
         }
         return out
     }
@@ -99,6 +112,27 @@ struct BudgetOptions: ParsableArguments {
         m.profile = profile
         m.pinned = try pins()
         return m
+    }
+}
+
+/// The GPTQ checkpoint's settings: shared by quantize and profile (a GPTQ profile prices these grids and
+/// lays out this checkpoint).
+struct CheckpointOptions: ParsableArguments {
+    @Option(help: "GPTQ bits: 2, 3, 4 or 8 (with --target-bpw: the top-level default; other widths are per-module overrides).")
+    var bits = 4
+    @Option(help: "GPTQ group size (--group-size=-1: one group per row; steps down to divide the row).") var groupSize = 128
+    @Flag(help: "GPTQ symmetric grid.") var sym = false
+    @Option(help: "GPTQ safetensors: largest shard in MB (default: one file).") var maxShardSize: Int?
+
+    func validate() throws {
+        guard gptqSupportedBits.contains(bits) else { throw ValidationError("--bits \(bits): GPTQ checkpoints pack \(gptqSupportedBits) bits") }
+        guard groupSize == -1 || groupSize > 0 else { throw ValidationError("--group-size \(groupSize): expected -1 or a positive size") }
+        if let m = maxShardSize, m <= 0 { throw ValidationError("--max-shard-size \(m): expected a positive number of MB") }
+    }
+
+    func options(descAct: Bool, dampPercent: Double = 0.01) -> GPTQCheckpointOptions {
+        GPTQCheckpointOptions(bits: bits, groupSize: groupSize, symmetric: sym, descAct: descAct, dampPercent: dampPercent,
+                              maxShardBytes: maxShardSize.map { $0 * 1_000_000 })
     }
 }
 

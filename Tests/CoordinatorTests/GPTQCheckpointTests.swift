@@ -207,6 +207,62 @@ func hfPrefix(_ canonical: String) -> String { String(HFTensorName.hf(canonical)
         }
     }
 
+    /// The dry-run layout counts every byte the writer writes: per file and in all, for mixed bit widths,
+    /// dense Linears, several defaults and shard limits; and the checker reads each module's bits back
+    /// from `dynamic`.
+    @Test func layoutCountsEveryByteTheWriterWrites() throws {
+        let c = Self.config
+        let shapes = Dictionary(uniqueKeysWithValues: c.expectedShapes().map { ($0.name, $0.shape) })
+        var rng = TestRNG(s: 99)
+        let tmp = try TestData.tempDir("gptq-layout")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for k in 0..<6 {
+            var modules: [GPTQExportModule] = []
+            for name in Self.linearNames where k == 0 || rng.int(5) > 0 {  // some Linears stay dense
+                let s = shapes[name]!
+                modules.append(try Self.randomModule(name, rows: s[0], cols: s[1], bits: gptqSupportedBits[rng.int(4)],
+                                                     groupSize: [32, 64, -1][rng.int(3)], symmetric: rng.int(2) == 0,
+                                                     actOrder: false, rng: &rng))
+            }
+            let dense = Self.denseTensors(c, except: Set(modules.map(\.canonicalName)), rng: &rng)
+            let options = GPTQCheckpointOptions(bits: gptqSupportedBits[k % 4], groupSize: k % 2 == 0 ? 32 : -1,
+                                                symmetric: k % 3 == 0, descAct: k % 2 == 1, dampPercent: k == 5 ? 0.125 : 0.01,
+                                                maxShardBytes: [nil, 30_000, 1][k % 3])
+            let layout = try GPTQCheckpointLayout(config: c, grids: Dictionary(uniqueKeysWithValues: modules.map { ($0.canonicalName, $0.grid) }),
+                                                  options: options)
+            let dir = tmp.appendingPathComponent("ckpt\(k)").path
+            try writeGPTQCheckpoint(directory: dir, config: c, modules: modules, dense: dense, defaultBits: options.bits,
+                                    groupSize: options.groupSize, symmetric: options.symmetric, descAct: options.descAct,
+                                    maxShardBytes: options.maxShardBytes, dampPercent: options.dampPercent,
+                                    sourceRopeLayout: .interleaved)
+            var written: [String: Int] = [:]
+            for f in try FileManager.default.contentsOfDirectory(atPath: dir) {
+                written[f] = try FileManager.default.attributesOfItem(atPath: dir + "/" + f)[.size] as? Int
+            }
+            let planned = Dictionary(uniqueKeysWithValues: layout.files().map { ($0.name, $0.bytes) })
+            #expect(planned == written, "checkpoint \(k): layout \(planned) vs written \(written)")
+            #expect(layout.totalBytes == (try fileSize(dir)), "checkpoint \(k)")
+            let summary = try runPython("gptq_checkpoint_check.py", [dir])
+            let bits = (try JSONSerialization.jsonObject(with: Data(summary.utf8)) as! [String: Any])["module_bits"] as! [String: Int]
+            #expect(bits == Dictionary(uniqueKeysWithValues: modules.map { (hfPrefix($0.canonicalName), $0.grid.bits) }),
+                    "checkpoint \(k): \(bits)")
+        }
+    }
+
+    /// The grid rule: packing along both dimensions, the group size stepping down to divide the row.
+    @Test func gridRuleMatchesThePacking() throws {
+        #expect(gptqGrid(bits: 4, groupSize: 128, rows: 64, cols: 64, symmetric: false)?.groupSize == 64)
+        #expect(gptqGrid(bits: 3, groupSize: 128, rows: 32, cols: 64, symmetric: true)?.groupSize == 64)
+        #expect(gptqGrid(bits: 4, groupSize: 128, rows: 172, cols: 64, symmetric: false) == nil, "172 × 4 bits is not whole words")
+        #expect(gptqGrid(bits: 8, groupSize: 128, rows: 172, cols: 64, symmetric: false)?.bits == 8)
+        #expect(gptqGrid(bits: 8, groupSize: 128, rows: 64, cols: 172, symmetric: false) == nil, "no group of 32…128 tiles 172")
+        #expect(gptqGrid(bits: 8, groupSize: -1, rows: 64, cols: 172, symmetric: false)?.groupSize == 172)
+        #expect(gptqGrid(bits: 5, groupSize: 32, rows: 64, cols: 64, symmetric: false) == nil)
+        let g = try IntegerGroupGrid(bits: 3, groupSize: 32, columns: 128)
+        // qweight 12×64 int32, qzeros 4×6 int32, scales 4×64 fp16, g_idx 128 int32.
+        #expect(gptqModuleDataBytes(rows: 64, cols: 128, grid: g) == 12 * 64 * 4 + 4 * 6 * 4 + 4 * 64 * 2 + 128 * 4)
+    }
+
     // MARK: errors
 
     func expectExportError(_ contains: String, modules: [GPTQExportModule], dense: [GPTQDenseTensor]? = nil,

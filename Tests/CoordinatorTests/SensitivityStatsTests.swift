@@ -44,17 +44,17 @@ import Node
         var m = MixedPrecisionOptions(budget: .bytes(1208))
         // Layer error: Q8_0 saves 98 on b, 9 on a.
         var (types, report) = try allocateMixedPrecision(stats: s, mixed: m)
-        #expect(types == ["a": .q4_0, "b": .q8_0] && report.plannedFileBytes == 1208 && report.totalCost == 12)
+        #expect(types == ["a": "Q4_0", "b": "Q8_0"] && report.plannedFileBytes == 1208 && report.totalCost == 12)
         // Fisher: cost = tr/n · ‖ΔW‖², a's trace (128/128 = 1 per weight) is 10× b's: a gets Q8_0.
         m.sensitivity = .fisher
         (types, report) = try allocateMixedPrecision(stats: s, mixed: m)
-        #expect(types == ["a": .q8_0, "b": .q4_0])
+        #expect(types == ["a": "Q8_0", "b": "Q4_0"])
         #expect(abs(report.totalCost - (1 * 0.01 + 0.1 * 1)) < 1e-12)
         // A pin is fixed bytes, not a choice.
-        m.pinned = ["a": .q5_0]
+        m.pinned = ["a": "Q5_0"]
         (types, report) = try allocateMixedPrecision(stats: s, mixed: m)
         // 1088 fixed leaves 120 for b: Q5_0.
-        #expect(types == ["a": .q5_0, "b": .q5_0] && report.fixedBytes == 1088 && report.tensors.map(\.name) == ["b"])
+        #expect(types == ["a": "Q5_0", "b": "Q5_0"] && report.fixedBytes == 1088 && report.tensors.map(\.name) == ["b"])
         // No Hutchinson traces were measured: the error says how to get them.
         m.sensitivity = .hutchinson
         #expect { try allocateMixedPrecision(stats: s, mixed: m) } throws: { "\($0)".contains("--traces hutchinson") }
@@ -78,5 +78,116 @@ import Node
         let bad = dir.appendingPathComponent("bad.safetensors").path
         try SensitivityStatsFile.write(s, to: bad)
         #expect { try SensitivityStatsFile.read(bad) } throws: { "\($0)".contains("b.imatrix") && "\($0)".contains("F32 [32]") }
+    }
+
+    /// GPTQ statistics by hand for GPTQCheckpointTests.config: every Linear with its int2/3/4/8 grids,
+    /// bytes as the checkpoint stores them, errors falling with the bits and differing per module.
+    func gptqStats(options: GPTQCheckpointOptions) throws -> SensitivityStats {
+        let c = GPTQCheckpointTests.config
+        let shapes = Dictionary(uniqueKeysWithValues: c.expectedShapes().map { ($0.name, $0.shape) })
+        var tensors: [SensitivityStats.Tensor] = []
+        for (k, name) in GPTQCheckpointTests.linearNames.enumerated() {
+            let s = shapes[name]!
+            let cands = gptqSupportedBits.compactMap { b -> SensitivityStats.Candidate? in
+                guard let g = gptqGrid(bits: b, groupSize: options.groupSize, rows: s[0], cols: s[1], symmetric: options.symmetric) else { return nil }
+                let err = Double(k + 1) * 3 * pow(4, -Double(b))
+                return .init(type: gptqLabel(bits: b), bytes: gptqModuleDataBytes(rows: s[0], cols: s[1], grid: g),
+                             layerError: err, squaredError: err / 10)
+            }
+            tensors.append(.init(name: name, shape: s, inputTrace: 1, fisher: nil, hutchinson: nil, candidates: cands))
+        }
+        var st = SensitivityStats(model: "m", calibration: "c", seqlen: 8, parameters: c.parameterCount,
+                                  fixedBytes: try gptqFixedBytes(config: c, tensors: tensors, options: options),
+                                  tensors: tensors, fisherSamples: nil, hutchinsonSamples: nil,
+                                  cost: .init(forwardSeconds: 1, fisherSecondsPerSequence: nil, hutchinsonSecondsPerProbe: nil,
+                                              layerPassSeconds: 1, totalSeconds: 2))
+        st.format = .gptq
+        st.gptq = options
+        st.config = c
+        st.imatrix = tensors.map { [Float](repeating: 1, count: $0.shape[1]) }
+        return st
+    }
+
+    /// GPTQ allocation: fused q/k/v and gate/up share bits, and the planned size is the exact size of the
+    /// checkpoint the writer makes with those grids (headers and configs included), within every budget of
+    /// a sweep, some of which need the solver's budget lowered to fit. The stats' fixed bytes are laid out
+    /// with every module at int2: with default bits 4 that plan carries a `dynamic` entry per module, which
+    /// wider plans drop (the additive size overestimates); with default bits 2 wider plans add entries (it
+    /// underestimates, and the re-solve must lower the budget).
+    @Test(arguments: [4, 2]) func gptqPlansAreExactAndTied(defaultBits: Int) throws {
+        let c = GPTQCheckpointTests.config
+        let options = GPTQCheckpointOptions(bits: defaultBits, groupSize: 32, symmetric: false)
+        let s = try gptqStats(options: options)
+        let shapes = Dictionary(uniqueKeysWithValues: s.tensors.map { ($0.name, $0.shape) })
+        let smallest = s.fixedBytes + s.tensors.reduce(0) { $0 + $1.candidates[0].bytes }
+        let largest = s.fixedBytes + s.tensors.reduce(0) { $0 + $1.candidates.last!.bytes }
+        let tmp = try TestData.tempDir("gptq-plan")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        var lowered = 0, widths = Set<String>(), costs: [Double] = []
+        for (k, budget) in stride(from: smallest + 200, through: largest + 2000, by: 997).enumerated() {
+            let (types, report) = try allocateMixedPrecision(stats: s, mixed: MixedPrecisionOptions(budget: .bytes(budget)))
+            #expect(report.format == "gptq" && report.ties == [[TensorName.attnQ(0), TensorName.attnK(0), TensorName.attnV(0)],
+                                                              [TensorName.ffnGate(0), TensorName.ffnUp(0)]])
+            #expect(types[TensorName.attnQ(0)] == types[TensorName.attnK(0)] && types[TensorName.attnK(0)] == types[TensorName.attnV(0)])
+            #expect(types[TensorName.ffnGate(0)] == types[TensorName.ffnUp(0)])
+            let grids = try gptqGrids(labels: types, shapes: shapes, options: options)
+            let exact = try GPTQCheckpointLayout(config: c, grids: grids, options: options).totalBytes
+            #expect(report.plannedFileBytes == exact && exact <= budget, "budget \(budget): planned \(report.plannedFileBytes), layout \(exact)")
+            if report.solverBudgetBytes < budget { lowered += 1 }
+            widths.formUnion(types.values)
+            costs.append(report.totalCost)
+            // Every third budget: write the checkpoint (random codes on the chosen grids) and count its bytes.
+            if k % 3 == 0 {
+                var rng = TestRNG(s: UInt64(k + 1))
+                let modules = try types.keys.sorted().map { name in
+                    try GPTQCheckpointTests.randomModule(name, rows: shapes[name]![0], cols: shapes[name]![1], bits: grids[name]!.bits,
+                                                         groupSize: grids[name]!.groupSize, symmetric: false, actOrder: false, rng: &rng)
+                }
+                let dir = tmp.appendingPathComponent("b\(budget)").path
+                try writeGPTQCheckpoint(directory: dir, config: c, modules: modules,
+                                        dense: GPTQCheckpointTests.denseTensors(c, except: Set(types.keys), rng: &rng),
+                                        defaultBits: defaultBits, groupSize: 32, symmetric: false, descAct: false, sourceRopeLayout: .halfSplit)
+                #expect(try fileSize(dir) == report.plannedFileBytes, "budget \(budget)")
+            }
+        }
+        if defaultBits == 2 { #expect(lowered > 0, "no budget of the sweep needed the layout's re-solve: the test does not exercise it") }
+        #expect(widths.count >= 3, "\(widths)")
+        #expect(zip(costs, costs.dropFirst()).allSatisfy { $0.1 <= $0.0 }, "cost must not rise with the budget: \(costs)")
+        // A pin inside a tie moves its partners; a GGUF type is no GPTQ candidate.
+        var m = MixedPrecisionOptions(budget: .bytes(largest))
+        m.pinned = [TensorName.attnV(0): "int2"]
+        let (types, _) = try allocateMixedPrecision(stats: s, mixed: m)
+        #expect(types[TensorName.attnQ(0)] == "int2" && types[TensorName.attnK(0)] == "int2" && types[TensorName.attnOutput(0)] == "int8")
+        m.pinned = [TensorName.attnV(0): "Q8_0"]
+        #expect { try allocateMixedPrecision(stats: s, mixed: m) } throws: { "\($0)".contains("not a candidate") }
+    }
+
+    /// The format travels through the file; a file without it is GGUF; the wrong format is refused naming
+    /// the file and the field, as are a GPTQ profile of another group size and a gptq file lacking its settings.
+    @Test func formatIsRecordedAndChecked() throws {
+        let dir = try TestData.tempDir("stats-format")
+        let options = GPTQCheckpointOptions(bits: 4, groupSize: 32, symmetric: false, maxShardBytes: 50_000)
+        let g = dir.appendingPathComponent("gptq.safetensors").path
+        try SensitivityStatsFile.write(try gptqStats(options: options), to: g)
+        let r = try SensitivityStatsFile.read(g)
+        #expect(r.format == .gptq && r.gptq == options && r.config == GPTQCheckpointTests.config)
+        try SensitivityStatsFile.check(r, path: g, format: .gptq, gptq: options)
+        #expect { try SensitivityStatsFile.check(r, path: g, format: .gguf) } throws: { "\($0)".contains(g) && "\($0)".contains("format") }
+        var other = options
+        other.groupSize = 128
+        #expect { try SensitivityStatsFile.check(r, path: g, format: .gptq, gptq: other) } throws: { "\($0)".contains("gptq.groupSize") }
+        // Old files: the JSON without the format key decodes as GGUF.
+        var json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(stats())) as! [String: Any]
+        #expect(json["format"] as? String == "gguf")
+        json.removeValue(forKey: "format")
+        let old = try JSONDecoder().decode(SensitivityStats.self, from: try JSONSerialization.data(withJSONObject: json))
+        #expect(old.format == .gguf && old.gptq == nil)
+        #expect { try SensitivityStatsFile.check(old, path: "old", format: .gptq) } throws: { "\($0)".contains("format") }
+        // gptq without its settings.
+        var broken = try gptqStats(options: options)
+        broken.gptq = nil
+        let b = dir.appendingPathComponent("broken.safetensors").path
+        try SensitivityStatsFile.write(broken, to: b)
+        #expect { try SensitivityStatsFile.read(b) } throws: { "\($0)".contains(b) && "\($0)".contains("gptq") }
     }
 }

@@ -73,6 +73,11 @@ import Node
         try sameBytesForAnyRankCount(Self.calib + ["--micro-batch", "2", "--target-bpw", "8.5"])
     }
 
+    @Test func mixedPrecisionGPTQ() throws {
+        // GPTQ-format allocation on rank 0, its bit widths broadcast as labels; every rank solves on the same grids.
+        try sameBytesForAnyRankCount(Self.calib + ["--micro-batch", "2", "--format", "gptq", "--group-size=-1", "--target-bpw", "9.2"])
+    }
+
     /// `profile` under mpirun: Fisher sequences and Hutchinson per-sequence products split over the ranks
     /// (5 and 3 sequences: uneven for 2 and 4 ranks, and idle ranks at 4), only per-tensor scalars
     /// gathered; every statistic is the same bits as one process (timings aside).

@@ -165,6 +165,69 @@ import HessianDist
             throws: { "\($0)".contains("parameters") && "\($0)".contains("wrong.safetensors") }
     }
 
+    /// `--format gptq --target-bpw`: profile once for the checkpoint's grids, then quantize at two budgets.
+    /// The checkpoint's size (every file) is the planned size, within the budget; the mid budget mixes bit
+    /// widths; fused q/k/v and gate/up share their bits, in the plan and in the checkpoint as the checker
+    /// reads it from `dynamic`; more budget predicts less damage; profiling inside quantize writes the same
+    /// checkpoint; stats of the other format are refused naming the file and the field.
+    @Test func mixedGPTQCheckpointMeetsTheBudgetAndTies() throws {
+        let (calib, _) = try texts()
+        let dir = try TestData.tempDir("mixed-gptq")
+        let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64",
+                      "--format", "gptq", "--group-size=-1"]
+        let stats = dir.appendingPathComponent("stats.safetensors").path
+        try run(hessdistBinary, ["profile"] + common + ["--traces", "fisher", "--fisher-samples", "4", "--out", stats])
+        let plan = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "9.2"])
+        #expect(plan.contains("(gptq)") && plan.contains("tied: blk.0.attn_q.weight = blk.0.attn_k.weight = blk.0.attn_v.weight"), "\(plan)")
+        func files(_ path: String) throws -> [String: Data] {
+            Dictionary(uniqueKeysWithValues: try FileManager.default.contentsOfDirectory(atPath: path).map {
+                ($0, try Data(contentsOf: URL(fileURLWithPath: path + "/" + $0))) })
+        }
+        func quantize(_ bpw: Double, _ extra: [String]) throws -> (path: String, report: [String: Any], allocation: [String: Any]) {
+            let out = dir.appendingPathComponent("ckpt-\(bpw)\(extra.count)\(extra.last ?? "")".replacingOccurrences(of: "/", with: "_")).path
+            try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "\(bpw)", "--out", out] + extra)
+            let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".report.json"))) as! [String: Any]
+            return (out, r, r["allocation"] as! [String: Any])
+        }
+        let mid = try quantize(9.2, ["--stats", stats]), high = try quantize(9.8, ["--stats", stats])
+        let fisher = try quantize(9.5, ["--stats", stats, "--sensitivity", "fisher"])
+        for m in [mid, high, fisher] {
+            let size = try files(m.path).values.reduce(0) { $0 + $1.count }
+            #expect(m.allocation["plannedFileBytes"] as? Int == size && m.report["fileBytes"] as? Int == size, "\(m.path)")
+            #expect(size <= m.allocation["budgetBytes"] as! Int)
+            #expect(m.allocation["optimal"] as? Bool == true && m.allocation["format"] as? String == "gptq")
+            let chosen = Dictionary(uniqueKeysWithValues: (m.allocation["tensors"] as! [[String: Any]]).map {
+                ($0["name"] as! String, $0["chosen"] as! String) })
+            // The checkpoint as transformers' layout reads it: every module's bits from `dynamic`.
+            let summary = try runPython("gptq_checkpoint_check.py", [m.path])
+            let bits = (try JSONSerialization.jsonObject(with: Data(summary.utf8)) as! [String: Any])["module_bits"] as! [String: Int]
+            for l in 0..<5 {
+                let p = "model.layers.\(l)."
+                #expect(chosen["blk.\(l).attn_q.weight"] == chosen["blk.\(l).attn_k.weight"]
+                        && chosen["blk.\(l).attn_k.weight"] == chosen["blk.\(l).attn_v.weight"], "block \(l): \(chosen)")
+                #expect(chosen["blk.\(l).ffn_gate.weight"] == chosen["blk.\(l).ffn_up.weight"], "block \(l)")
+                #expect(bits[p + "self_attn.q_proj"] == bits[p + "self_attn.k_proj"] && bits[p + "self_attn.k_proj"] == bits[p + "self_attn.v_proj"])
+                #expect(bits[p + "mlp.gate_proj"] == bits[p + "mlp.up_proj"])
+            }
+            for (name, label) in chosen {
+                let hf = HFTensorName.hf(name)!.dropLast(".weight".count)
+                #expect(bits[String(hf)].map { "int\($0)" } == label, "\(name): checkpoint bits \(bits[String(hf)] ?? 0), plan \(label)")
+            }
+            #expect(chosen.count == 35 && bits.count == 35)
+        }
+        let midChosen = Set((mid.allocation["tensors"] as! [[String: Any]]).map { $0["chosen"] as! String })
+        #expect(midChosen.count >= 2, "the mid budget mixes bit widths: \(midChosen)")
+        #expect((high.allocation["totalCost"] as! Double) < (mid.allocation["totalCost"] as! Double))
+        // Profiling inside quantize: the same checkpoint as from the stats file.
+        let inline = try quantize(9.2, [])
+        #expect(try files(inline.path) == files(mid.path))
+        // GGUF quantize refuses GPTQ statistics, naming the file and the field.
+        #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16",
+                                           "--seqlen", "64", "--target-bpw", "9", "--stats", stats,
+                                           "--out", dir.appendingPathComponent("x.gguf").path]) }
+            throws: { "\($0)".contains(stats) && "\($0)".contains("format: expected gguf") }
+    }
+
     @Test func quantizeRejectsBadOptions() throws {
         #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--type", "q4_0",
                                            "--method", "gptq", "--calib", "/nonexistent.txt", "--out", "/tmp/x.gguf"]) }

@@ -94,6 +94,8 @@ import TestSupport
 
     @Test func mixedPrecision() throws {
         try killAndResume(Self.calib + ["--target-bpw", "8.25"], name: ".gguf")
+        // GPTQ-format mixed precision: the allocation's grids are in the fingerprint ("block storage").
+        try killAndResume(Self.calib + ["--format", "gptq", "--group-size=-1", "--target-bpw", "9.2"], name: "-gptq", killAt: 3)
         // Another budget is refused before profiling runs again.
         let out = try TestData.tempDir("resume-mixed").appendingPathComponent("out.gguf")
         _ = try failing(out: out, Self.calib + ["--target-bpw", "8.25"], fault: "0:1:0:kill")

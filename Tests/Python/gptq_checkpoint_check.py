@@ -3,7 +3,8 @@
 (and GPTQModel / vLLM) expect, without torch: config.json fields, quantize_config.json agreeing with
 `quantization_config`, every tensor name / dtype / shape (quantized Linears: qweight, qzeros, scales, g_idx;
 everything else fp16 as in the unquantized model; a `-:` dynamic rule keeps a Linear's plain `weight`),
-and, when sharded, the index (every tensor in exactly the file it names, total_size = sum of tensor bytes).
+per-module bits and group size from GPTQModel `dynamic` overrides (first match wins; the summary lists each
+quantized module's bits), and, when sharded, the index (every tensor in exactly the file it names, total_size = sum of tensor bytes).
 Exits non-zero listing every problem; prints a JSON summary otherwise."""
 import json
 import os
@@ -82,6 +83,7 @@ expect = {"model.embed_tokens.weight": ("float16", [cfg["vocab_size"], C]), "mod
 if not cfg["tie_word_embeddings"]:
     expect["lm_head.weight"] = ("float16", [cfg["vocab_size"], C])
 quantized = 0
+module_bits = {}  # quantized module -> bits after `dynamic`, for callers checking a mixed plan
 for l in range(L):
     p = f"model.layers.{l}."
     expect[p + "input_layernorm.weight"] = ("float16", [C])
@@ -95,6 +97,8 @@ for l in range(L):
             expect[name + ".weight"] = ("float16", [out_f, in_f])
             continue
         quantized += 1
+        check(bits in (2, 3, 4, 8), f"{name}: bits {bits} after dynamic")
+        module_bits[name] = bits
         groups = 1 if gs == -1 else in_f // gs
         check(gs == -1 or in_f % gs == 0, f"{name}: group_size {gs} does not divide {in_f}")
         expect[name + ".qweight"] = ("int32", [in_f * bits // 32, out_f])
@@ -109,4 +113,4 @@ if problems:
     print("\n".join(problems), file=sys.stderr)
     sys.exit(1)
 print(json.dumps({"files": files, "tensors": len(found), "quantized_modules": quantized,
-                  "dynamic": qc.get("dynamic") or {}}))
+                  "dynamic": qc.get("dynamic") or {}, "module_bits": module_bits}))

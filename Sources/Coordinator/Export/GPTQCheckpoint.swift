@@ -135,27 +135,123 @@ public func writeGPTQCheckpoint(directory: String, config: ModelConfig, modules:
     }
 }
 
-// MARK: - Plan
+// MARK: - Layout
 
-/// Everything validated and named before a byte is written.
-struct GPTQCheckpointPlan {
-    struct Tensor {
-        var name: String
-        var dtype: SafetensorsDType
-        var shape: [Int]
-        var bytes: () throws -> [UInt8]
-        var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+/// The checkpoint-wide settings the files record (top-level `quantization_config` and sharding).
+public struct GPTQCheckpointOptions: Sendable, Codable, Equatable {
+    /// The top-level `bits`; modules on other widths get a `dynamic` override.
+    public var bits: Int
+    /// The top-level `group_size` (−1: whole row); modules whose grid steps down get an override.
+    public var groupSize: Int
+    public var symmetric: Bool
+    public var descAct: Bool = false
+    public var dampPercent: Double = 0.01
+    /// Shard the tensors into files of at most this many data bytes (nil: one `model.safetensors`).
+    public var maxShardBytes: Int? = nil
+
+    public init(bits: Int, groupSize: Int, symmetric: Bool, descAct: Bool = false, dampPercent: Double = 0.01,
+                maxShardBytes: Int? = nil) {
+        self.bits = bits
+        self.groupSize = groupSize
+        self.symmetric = symmetric
+        self.descAct = descAct
+        self.dampPercent = dampPercent
+        self.maxShardBytes = maxShardBytes
+    }
+}
+
+/// The grid a `bits`-wide checkpoint module of shape (rows, cols) is stored on, or nil if it cannot be:
+/// qweight / qzeros pack whole int32 words along both dimensions, and groups must tile the row, so a group
+/// size that does not divide it steps down (128 → 64 → 32; the checkpoint records it as a per-module
+/// override). The one rule `quantize --format gptq` and its mixed-precision profile share.
+public func gptqGrid(bits: Int, groupSize: Int, rows: Int, cols: Int, symmetric: Bool) -> IntegerGroupGrid? {
+    guard gptqSupportedBits.contains(bits), (cols * bits) % 32 == 0, (rows * bits) % 32 == 0 else { return nil }
+    var g = groupSize
+    while g > 32 && cols % g != 0 { g /= 2 }
+    guard g == -1 || (g > 0 && cols % g == 0) else { return nil }
+    return try? IntegerGroupGrid(bits: bits, groupSize: g, columns: cols, symmetric: symmetric)
+}
+
+/// Data bytes one quantized module adds to the checkpoint: qweight, qzeros, scales (fp16) and g_idx, as
+/// `GPTQCheckpointLayout` declares them.
+public func gptqModuleDataBytes(rows: Int, cols: Int, grid: IntegerGroupGrid) -> Int {
+    let b = grid.bits, g = cols / grid.groupSize
+    return (cols * b / 32) * rows * 4 + g * (rows * b / 32) * 4 + g * rows * 2 + cols * 4
+}
+
+/// Every file of a GPTQ checkpoint without the data: the tensors each file declares, the config texts,
+/// and so the exact bytes of the directory, for given per-module grids. The writer lays its files out with
+/// this very type, so `totalBytes` is what `writeGPTQCheckpoint` writes for the same grids and options;
+/// mixed precision plans a budget with it.
+public struct GPTQCheckpointLayout: Sendable {
+    public let config: ModelConfig
+    public let options: GPTQCheckpointOptions
+    /// The `quantization_config` (with its `dynamic` overrides).
+    let quantizationConfig: JSONValue
+    /// Per tensor of the config (config order): its canonical name and the safetensors tensors it becomes.
+    let tensors: [(canonical: String, specs: [SafetensorsTensorSpec])]
+
+    /// `grids`: canonical names of the quantized decoder Linears and their grids; every other tensor of
+    /// the config is stored fp16 (a Linear among them gets a `-:` exclusion).
+    public init(config: ModelConfig, grids: [String: IntegerGroupGrid], options: GPTQCheckpointOptions) throws {
+        func fail(_ field: String, _ expected: String, _ found: Any, hint: String? = nil) -> GPTQExportError {
+            GPTQExportError(field: field, expected: expected, found: "\(found)", hint: hint)
+        }
+        try Self.checkOptions(config: config, options: options)
+        let expected = config.expectedShapes()
+        let known = Set(expected.map(\.name))
+        if let unknown = grids.keys.sorted().first(where: { !known.contains($0) }) {
+            throw fail("module \(unknown)", "one of the config's tensors", "an unknown name")
+        }
+        var dynamic: [String: JSONValue] = [:]
+        var tensors: [(String, [SafetensorsTensorSpec])] = []
+        for t in expected {
+            let name = t.name
+            guard let hf = HFTensorName.hf(name) else { throw fail("tensor \(name)", "a known tensor name", name) }
+            guard let grid = grids[name] else {
+                if hf.hasSuffix("_proj.weight") {
+                    // A Linear left in fp16: the loaders must not build a QuantLinear for it.
+                    dynamic["-:" + Self.moduleRegex(String(hf.dropLast(".weight".count)))] = .object([:])
+                }
+                tensors.append((name, [SafetensorsTensorSpec(name: hf, dtype: .f16, shape: t.shape)]))
+                continue
+            }
+            guard hf.hasSuffix("_proj.weight"), t.shape.count == 2 else {
+                throw fail("module \(name)", "a decoder Linear (attn_q/k/v/output, ffn_gate/up/down)", "another tensor",
+                           hint: "store embeddings, norms and lm_head in `dense`")
+            }
+            let r = t.shape[0], c = t.shape[1], b = grid.bits
+            try Self.checkGrid(grid, name: name, rows: r, cols: c)
+            let prefix = String(hf.dropLast(".weight".count))
+            // Per-module overrides of the top-level config, GPTQModel `dynamic` style.
+            var override: [String: JSONValue] = [:]
+            if b != options.bits { override["bits"] = .int(b) }
+            let defaultGroup = options.groupSize == -1 ? c : options.groupSize
+            if grid.groupSize != defaultGroup { override["group_size"] = .int(grid.groupSize == c ? -1 : grid.groupSize) }
+            if grid.symmetric != options.symmetric { override["sym"] = .bool(grid.symmetric) }
+            if !override.isEmpty { dynamic["+:" + Self.moduleRegex(prefix)] = .object(override) }
+            let g = c / grid.groupSize
+            tensors.append((name, [
+                SafetensorsTensorSpec(name: prefix + ".g_idx", dtype: .i32, shape: [c]),
+                SafetensorsTensorSpec(name: prefix + ".qweight", dtype: .i32, shape: [c * b / 32, r]),
+                SafetensorsTensorSpec(name: prefix + ".qzeros", dtype: .i32, shape: [g, r * b / 32]),
+                SafetensorsTensorSpec(name: prefix + ".scales", dtype: .f16, shape: [g, r]),
+            ]))
+        }
+        var q: [String: JSONValue] = [
+            "quant_method": .string("gptq"), "bits": .int(options.bits), "group_size": .int(options.groupSize),
+            "desc_act": .bool(options.descAct), "sym": .bool(options.symmetric), "true_sequential": .bool(true),
+            "damp_percent": .double(options.dampPercent), "checkpoint_format": .string("gptq"), "lm_head": .bool(false),
+            "static_groups": .bool(false),
+        ]
+        if !dynamic.isEmpty { q["dynamic"] = .object(dynamic) }
+        self.config = config
+        self.options = options
+        self.quantizationConfig = .object(q)
+        self.tensors = tensors
     }
 
-    let config: ModelConfig
-    let quantizationConfig: JSONValue
-    /// In canonical (layer-by-layer) order.
-    let tensors: [Tensor]
-    let maxShardBytes: Int?
-
-    init(config: ModelConfig, modules: [GPTQExportModule], dense: [GPTQDenseTensor], defaultBits: Int,
-         groupSize: Int, symmetric: Bool, descAct: Bool, maxShardBytes: Int?, dampPercent: Double,
-         sourceRopeLayout: RopeLayout) throws {
+    static func checkOptions(config: ModelConfig, options o: GPTQCheckpointOptions) throws {
         func fail(_ field: String, _ expected: String, _ found: Any, hint: String? = nil) -> GPTQExportError {
             GPTQExportError(field: field, expected: expected, found: "\(found)", hint: hint)
         }
@@ -163,14 +259,142 @@ struct GPTQCheckpointPlan {
             throw fail("config.architecture", "llama (LlamaForCausalLM)", config.architecture)
         }
         try config.validate(file: "export config")
-        guard gptqSupportedBits.contains(defaultBits) else {
-            throw fail("defaultBits", "one of \(gptqSupportedBits)", defaultBits, hint: "GPTQ kernels unpack 2, 3, 4 or 8 bits")
+        guard gptqSupportedBits.contains(o.bits) else {
+            throw fail("defaultBits", "one of \(gptqSupportedBits)", o.bits, hint: "GPTQ kernels unpack 2, 3, 4 or 8 bits")
         }
-        guard groupSize == -1 || groupSize > 0 else {
-            throw fail("groupSize", "-1 (whole row) or a positive group size", groupSize)
+        guard o.groupSize == -1 || o.groupSize > 0 else {
+            throw fail("groupSize", "-1 (whole row) or a positive group size", o.groupSize)
         }
-        if let m = maxShardBytes, m <= 0 { throw fail("maxShardBytes", "a positive byte count or nil", m) }
-        guard dampPercent.isFinite, dampPercent >= 0 else { throw fail("dampPercent", "a finite value >= 0", dampPercent) }
+        if let m = o.maxShardBytes, m <= 0 { throw fail("maxShardBytes", "a positive byte count or nil", m) }
+        guard o.dampPercent.isFinite, o.dampPercent >= 0 else { throw fail("dampPercent", "a finite value >= 0", o.dampPercent) }
+    }
+
+    /// What a grid must satisfy to be packed for a (rows, cols) module.
+    static func checkGrid(_ grid: IntegerGroupGrid, name: String, rows: Int, cols: Int) throws {
+        func fail(_ field: String, _ expected: String, _ found: Any, hint: String? = nil) -> GPTQExportError {
+            GPTQExportError(field: "module \(name) \(field)", expected: expected, found: "\(found)", hint: hint)
+        }
+        let b = grid.bits
+        guard gptqSupportedBits.contains(b) else {
+            throw fail("bits", "one of \(gptqSupportedBits)", b, hint: "GPTQ kernels unpack 2, 3, 4 or 8 bits; requantize this layer")
+        }
+        guard grid.scaleFormat == .f16 else {
+            throw fail("grid scale format", ".f16 (the checkpoint stores fp16 scales)", ".f32",
+                       hint: "quantize with IntegerGroupGrid(scaleFormat: .f16) so the solver sees the stored scales")
+        }
+        let gs = grid.groupSize
+        guard gs > 0, cols % gs == 0 else {
+            throw fail("group size", "a divisor of \(cols) input columns", gs, hint: "use -1 or a divisor such as 32, 64, 128")
+        }
+        guard (cols * b) % 32 == 0, (rows * b) % 32 == 0 else {
+            throw fail("shape", "in and out features whose \(b)-bit codes fill whole int32 words (multiples of \(32 / gcd(32, b)))",
+                       "[\(rows), \(cols)]", hint: "use 8 bits for this layer, or keep it dense")
+        }
+    }
+
+    /// Every safetensors tensor in canonical (layer-by-layer) order.
+    var specs: [SafetensorsTensorSpec] { tensors.flatMap(\.specs) }
+
+    /// Shards of indices into `specs`, each within `maxShardBytes` unless a tensor alone exceeds it.
+    func shards() -> [[Int]] {
+        let specs = self.specs
+        guard let limit = options.maxShardBytes else { return [Array(specs.indices)] }
+        var out: [[Int]] = [[]]
+        var size = 0
+        for (i, t) in specs.enumerated() {
+            if !out[out.count - 1].isEmpty, size + t.byteCount > limit {
+                out.append([])
+                size = 0
+            }
+            out[out.count - 1].append(i)
+            size += t.byteCount
+        }
+        return out
+    }
+
+    /// The safetensors file names, one per shard.
+    func shardFileNames(_ count: Int) -> [String] {
+        count == 1 && options.maxShardBytes == nil ? ["model.safetensors"]
+            : (1...count).map { String(format: "model-%05d-of-%05d.safetensors", $0, count) }
+    }
+
+    /// Each shard's tensors in the order the file declares them (safetensors' reference order).
+    func shardSpecs() -> [(file: String, specs: [SafetensorsTensorSpec])] {
+        let all = specs, shards = self.shards()
+        return zip(shardFileNames(shards.count), shards).map { ($0, SafetensorsWriter.referenceOrder($1.map { all[$0] })) }
+    }
+
+    /// model.safetensors.index.json when sharded, with the weight map `shardSpecs` gives.
+    func indexText() -> String? {
+        guard options.maxShardBytes != nil else { return nil }
+        var weightMap: [String: JSONValue] = [:]
+        for (file, specs) in shardSpecs() { for s in specs { weightMap[s.name] = .string(file) } }
+        let total = specs.reduce(0) { $0 + $1.byteCount }
+        let idx: JSONValue = .object(["metadata": .object(["total_size": .int(total)]), "weight_map": .object(weightMap)])
+        return idx.text() + "\n"
+    }
+
+    /// The safetensors `__metadata__` of every shard (transformers checks for "pt").
+    static let safetensorsMetadata = ["format": "pt"]
+
+    /// Every file of the directory and its exact size in bytes.
+    public func files() -> [(name: String, bytes: Int)] {
+        var out: [(String, Int)] = shardSpecs().map { file, specs in
+            (file, 8 + SafetensorsWriter.headerBytes(metadata: Self.safetensorsMetadata, tensors: specs).count
+                + specs.reduce(0) { $0 + $1.byteCount })
+        }
+        if let idx = indexText() { out.append(("model.safetensors.index.json", idx.utf8.count)) }
+        out.append(("config.json", configText().utf8.count))
+        out.append(("quantize_config.json", quantizeConfigText().utf8.count))
+        return out
+    }
+
+    /// Bytes of every file of the directory.
+    public var totalBytes: Int { files().reduce(0) { $0 + $1.bytes } }
+
+    func configText() -> String { hfConfig().text() + "\n" }
+    func quantizeConfigText() -> String { quantizationConfig.text() + "\n" }
+
+    /// config.json of a LlamaForCausalLM with fp16 weights and the quantization config.
+    func hfConfig() -> JSONValue {
+        let c = config
+        // Floats through their shortest decimal text, so 1e-5 is written as 1e-05, not 9.99999974737875e-06.
+        func decimal(_ f: Float) -> JSONValue { .double(Double("\(f)") ?? Double(f)) }
+        return .object([
+            "architectures": .array([.string("LlamaForCausalLM")]), "model_type": .string("llama"),
+            "hidden_act": .string("silu"), "hidden_size": .int(c.dim), "intermediate_size": .int(c.hiddenDim),
+            "num_hidden_layers": .int(c.nLayers), "num_attention_heads": .int(c.nHeads),
+            "num_key_value_heads": .int(c.nKVHeads), "head_dim": .int(c.headDim), "vocab_size": .int(c.vocabSize),
+            "max_position_embeddings": .int(c.contextLength), "rms_norm_eps": decimal(c.normEps),
+            "rope_theta": decimal(c.ropeTheta), "rope_scaling": .null, "tie_word_embeddings": .bool(c.tiedEmbeddings),
+            "attention_bias": .bool(false), "mlp_bias": .bool(false), "torch_dtype": .string("float16"),
+            "use_cache": .bool(true), "quantization_config": quantizationConfig,
+        ])
+    }
+
+    /// `^model\.layers\.3\.mlp\.down_proj$`: the module path with dots escaped, anchored.
+    static func moduleRegex(_ module: String) -> String {
+        "^" + module.replacingOccurrences(of: ".", with: "\\.") + "$"
+    }
+}
+
+// MARK: - Plan
+
+/// Everything validated and named before a byte is written: the layout plus each tensor's data.
+struct GPTQCheckpointPlan {
+    let layout: GPTQCheckpointLayout
+    /// Each safetensors tensor's little-endian bytes, by its HF name.
+    let data: [String: () throws -> [UInt8]]
+
+    init(config: ModelConfig, modules: [GPTQExportModule], dense: [GPTQDenseTensor], defaultBits: Int,
+         groupSize: Int, symmetric: Bool, descAct: Bool, maxShardBytes: Int?, dampPercent: Double,
+         sourceRopeLayout: RopeLayout) throws {
+        func fail(_ field: String, _ expected: String, _ found: Any, hint: String? = nil) -> GPTQExportError {
+            GPTQExportError(field: field, expected: expected, found: "\(found)", hint: hint)
+        }
+        let options = GPTQCheckpointOptions(bits: defaultBits, groupSize: groupSize, symmetric: symmetric, descAct: descAct,
+                                            dampPercent: dampPercent, maxShardBytes: maxShardBytes)
+        try GPTQCheckpointLayout.checkOptions(config: config, options: options)
 
         let expected = config.expectedShapes()
         let shapes = Dictionary(uniqueKeysWithValues: expected.map { ($0.name, $0.shape) })
@@ -192,8 +416,8 @@ struct GPTQCheckpointPlan {
             return ropeRowPermutation(rows: rows, headDim: config.headDim, from: sourceRopeLayout, to: .halfSplit)
         }
 
-        var byName: [String: [Tensor]] = [:]
-        var dynamic: [String: JSONValue] = [:]
+        var data: [String: () throws -> [UInt8]] = [:]
+        var grids: [String: IntegerGroupGrid] = [:]
         for m in modules {
             let name = m.canonicalName
             let shape = try claim(name)
@@ -203,24 +427,12 @@ struct GPTQCheckpointPlan {
             }
             let prefix = String(hf.dropLast(".weight".count))
             try Self.validate(m, shape: shape, descAct: descAct)
-            // Per-module overrides of the top-level config, GPTQModel `dynamic` style.
-            var override: [String: JSONValue] = [:]
-            if m.grid.bits != defaultBits { override["bits"] = .int(m.grid.bits) }
-            let defaultGroup = groupSize == -1 ? m.cols : groupSize
-            if m.grid.groupSize != defaultGroup {
-                override["group_size"] = .int(m.grid.groupSize == m.cols ? -1 : m.grid.groupSize)
-            }
-            if m.grid.symmetric != symmetric { override["sym"] = .bool(m.grid.symmetric) }
-            if !override.isEmpty { dynamic["+:" + Self.moduleRegex(prefix)] = .object(override) }
-
+            grids[name] = m.grid
             let packed = GPTQPackedModule(m, rowPermutation: ropePermutation(name, rows: m.rows))
-            let b = m.grid.bits, r = m.rows, c = m.cols, g = m.groups
-            byName[name] = [
-                Tensor(name: prefix + ".g_idx", dtype: .i32, shape: [c]) { packed.gIdx() },
-                Tensor(name: prefix + ".qweight", dtype: .i32, shape: [c * b / 32, r]) { packed.qweight() },
-                Tensor(name: prefix + ".qzeros", dtype: .i32, shape: [g, r * b / 32]) { packed.qzeros() },
-                Tensor(name: prefix + ".scales", dtype: .f16, shape: [g, r]) { packed.scales() },
-            ]
+            data[prefix + ".g_idx"] = { packed.gIdx() }
+            data[prefix + ".qweight"] = { packed.qweight() }
+            data[prefix + ".qzeros"] = { packed.qzeros() }
+            data[prefix + ".scales"] = { packed.scales() }
         }
         for d in dense {
             let name = d.canonicalName
@@ -230,38 +442,19 @@ struct GPTQCheckpointPlan {
                            "shape \(d.shape) with \(d.values.count) values")
             }
             guard let hf = HFTensorName.hf(name) else { throw fail("dense \(name)", "a known tensor name", name) }
-            if hf.hasSuffix("_proj.weight") {
-                // A Linear left in fp16: the loaders must not build a QuantLinear for it.
-                dynamic["-:" + Self.moduleRegex(String(hf.dropLast(".weight".count)))] = .object([:])
-            }
             let perm = ropePermutation(name, rows: shape[0])
             let values = d.values
-            byName[name] = [Tensor(name: hf, dtype: .f16, shape: shape) {
+            data[hf] = {
                 let v = perm.map { gatherRows(values, rowLength: shape[1], permutation: $0) } ?? values
                 return v.flatMap { h -> [UInt8] in let u = Float16(h).bitPattern; return [UInt8(u & 0xff), UInt8(u >> 8)] }
-            }]
+            }
         }
         let missing = expected.map(\.name).filter { !seen.contains($0) }
         guard missing.isEmpty else {
             throw fail("tensors", "every tensor of the config in modules or dense", "\(missing.count) missing: \(missing.prefix(4).joined(separator: ", "))")
         }
-
-        var q: [String: JSONValue] = [
-            "quant_method": .string("gptq"), "bits": .int(defaultBits), "group_size": .int(groupSize),
-            "desc_act": .bool(descAct), "sym": .bool(symmetric), "true_sequential": .bool(true),
-            "damp_percent": .double(dampPercent), "checkpoint_format": .string("gptq"), "lm_head": .bool(false),
-            "static_groups": .bool(false),
-        ]
-        if !dynamic.isEmpty { q["dynamic"] = .object(dynamic) }
-        self.config = config
-        self.quantizationConfig = .object(q)
-        self.tensors = expected.flatMap { byName[$0.name]! }
-        self.maxShardBytes = maxShardBytes
-    }
-
-    /// `^model\.layers\.3\.mlp\.down_proj$`: the module path with dots escaped, anchored.
-    static func moduleRegex(_ module: String) -> String {
-        "^" + module.replacingOccurrences(of: ".", with: "\\.") + "$"
+        self.layout = try GPTQCheckpointLayout(config: config, grids: grids, options: options)
+        self.data = data
     }
 
     static func validate(_ m: GPTQExportModule, shape: [Int], descAct: Bool) throws {
@@ -270,22 +463,8 @@ struct GPTQCheckpointPlan {
             GPTQExportError(field: "module \(name) \(field)", expected: expected, found: "\(found)", hint: hint)
         }
         guard [m.rows, m.cols] == shape else { throw fail("shape", "\(shape) (rows = out, cols = in)", [m.rows, m.cols]) }
-        let b = m.grid.bits
-        guard gptqSupportedBits.contains(b) else {
-            throw fail("bits", "one of \(gptqSupportedBits)", b, hint: "GPTQ kernels unpack 2, 3, 4 or 8 bits; requantize this layer")
-        }
-        guard m.grid.scaleFormat == .f16 else {
-            throw fail("grid scale format", ".f16 (the checkpoint stores fp16 scales)", ".f32",
-                       hint: "quantize with IntegerGroupGrid(scaleFormat: .f16) so the solver sees the stored scales")
-        }
+        try GPTQCheckpointLayout.checkGrid(m.grid, name: name, rows: m.rows, cols: m.cols)
         let gs = m.grid.groupSize
-        guard gs > 0, m.cols % gs == 0 else {
-            throw fail("group size", "a divisor of \(m.cols) input columns", gs, hint: "use -1 or a divisor such as 32, 64, 128")
-        }
-        guard (m.cols * b) % 32 == 0, (m.rows * b) % 32 == 0 else {
-            throw fail("shape", "in and out features whose \(b)-bit codes fill whole int32 words (multiples of \(32 / gcd(32, b)))",
-                       "[\(m.rows), \(m.cols)]", hint: "use 8 bits for this layer, or keep it dense")
-        }
         guard m.codes.count == m.rows * m.cols else {
             throw fail("codes", "\(m.rows * m.cols) codes (rows × cols)", m.codes.count)
         }
@@ -320,73 +499,27 @@ struct GPTQCheckpointPlan {
         }
     }
 
-    /// Shards of tensor indices (canonical order), each within `maxShardBytes` unless a tensor alone exceeds it.
-    func shards() -> [[Int]] {
-        guard let limit = maxShardBytes else { return [Array(tensors.indices)] }
-        var out: [[Int]] = [[]]
-        var size = 0
-        for (i, t) in tensors.enumerated() {
-            if !out[out.count - 1].isEmpty, size + t.byteCount > limit {
-                out.append([])
-                size = 0
-            }
-            out[out.count - 1].append(i)
-            size += t.byteCount
-        }
-        return out
-    }
-
+    /// Writes every file `layout` lists into `dir`: the safetensors shards, the index, the configs.
     func write(into dir: String) throws {
-        let shards = self.shards()
-        let names = shards.count == 1 && maxShardBytes == nil ? ["model.safetensors"]
-            : (1...shards.count).map { String(format: "model-%05d-of-%05d.safetensors", $0, shards.count) }
-        var weightMap: [String: JSONValue] = [:]
-        for (shard, file) in zip(shards, names) {
-            let w = try SafetensorsWriter(path: dir + "/" + file)
-            let specs = shard.map { SafetensorsTensorSpec(name: tensors[$0].name, dtype: tensors[$0].dtype, shape: tensors[$0].shape) }
-            let index = Dictionary(uniqueKeysWithValues: shard.map { (tensors[$0].name, $0) })
+        for (file, specs) in layout.shardSpecs() {
+            let w = try SafetensorsWriter(path: dir + "/" + file, metadata: GPTQCheckpointLayout.safetensorsMetadata)
             do {
-                for s in SafetensorsWriter.referenceOrder(specs) { try w.addTensor(s) }
-                for s in w.declared {
-                    let t = tensors[index[s.name]!]
-                    try w.writeTensorData(s.name, try t.bytes())
-                    weightMap[s.name] = .string(file)
-                }
+                for s in specs { try w.addTensor(s) }
+                for s in w.declared { try w.writeTensorData(s.name, try data[s.name]!()) }
                 try w.finish()
             } catch {
                 w.abandon()
                 throw error
             }
         }
-        if maxShardBytes != nil {
-            let total = tensors.reduce(0) { $0 + $1.byteCount }
-            let idx: JSONValue = .object(["metadata": .object(["total_size": .int(total)]), "weight_map": .object(weightMap)])
-            try writeText(idx.text(), to: dir + "/model.safetensors.index.json")
-        }
-        try writeText(hfConfig().text(), to: dir + "/config.json")
-        try writeText(quantizationConfig.text(), to: dir + "/quantize_config.json")
-    }
-
-    /// config.json of a LlamaForCausalLM with fp16 weights and the quantization config.
-    func hfConfig() -> JSONValue {
-        let c = config
-        // Floats through their shortest decimal text, so 1e-5 is written as 1e-05, not 9.99999974737875e-06.
-        func decimal(_ f: Float) -> JSONValue { .double(Double("\(f)") ?? Double(f)) }
-        return .object([
-            "architectures": .array([.string("LlamaForCausalLM")]), "model_type": .string("llama"),
-            "hidden_act": .string("silu"), "hidden_size": .int(c.dim), "intermediate_size": .int(c.hiddenDim),
-            "num_hidden_layers": .int(c.nLayers), "num_attention_heads": .int(c.nHeads),
-            "num_key_value_heads": .int(c.nKVHeads), "head_dim": .int(c.headDim), "vocab_size": .int(c.vocabSize),
-            "max_position_embeddings": .int(c.contextLength), "rms_norm_eps": decimal(c.normEps),
-            "rope_theta": decimal(c.ropeTheta), "rope_scaling": .null, "tie_word_embeddings": .bool(c.tiedEmbeddings),
-            "attention_bias": .bool(false), "mlp_bias": .bool(false), "torch_dtype": .string("float16"),
-            "use_cache": .bool(true), "quantization_config": quantizationConfig,
-        ])
+        if let idx = layout.indexText() { try writeText(idx, to: dir + "/model.safetensors.index.json") }
+        try writeText(layout.configText(), to: dir + "/config.json")
+        try writeText(layout.quantizeConfigText(), to: dir + "/quantize_config.json")
     }
 
     private func writeText(_ s: String, to path: String) throws {
         let f = try PartialFile(path: path)
-        try f.write(Array((s + "\n").utf8))
+        try f.write(Array(s.utf8))
         try f.commit()
     }
 }

@@ -36,6 +36,11 @@ public enum SensitivityStatsFile {
             throw bad("__metadata__.hessdist.stats", "SensitivityStats JSON", "\(error)")
         }
         guard stats.version == 1 else { throw bad("version", "1", "\(stats.version)") }
+        if stats.format == .gptq {
+            // The allocation lays the checkpoint out from these; without them its size is unknown.
+            guard stats.gptq != nil else { throw bad("gptq", "the checkpoint settings of a gptq profile", "none") }
+            guard stats.config != nil else { throw bad("config", "the model config of a gptq profile", "none") }
+        }
         stats.imatrix = []
         for t in stats.tensors {
             guard t.shape.count == 2, t.shape.allSatisfy({ $0 > 0 }) else { throw bad("tensors[\(t.name)].shape", "[rows, cols]", "\(t.shape)") }
@@ -48,12 +53,34 @@ public enum SensitivityStatsFile {
         return stats
     }
 
+    /// Checks that `stats` were profiled for `format` (and, for GPTQ, grids of `gptq`'s group size and
+    /// symmetry: the candidates were priced on those grids).
+    public static func check(_ stats: SensitivityStats, path: String, format: ExportFormat, gptq: GPTQCheckpointOptions? = nil) throws {
+        func flags(_ f: ExportFormat) -> String { "\(f.rawValue) (hessdist profile --format \(f.rawValue))" }
+        guard stats.format == format else {
+            throw MixedPrecisionError.stats(file: path, field: "format", expected: flags(format), found: flags(stats.format))
+        }
+        if let want = gptq, let got = stats.gptq {
+            guard got.groupSize == want.groupSize else {
+                throw MixedPrecisionError.stats(file: path, field: "gptq.groupSize", expected: "\(want.groupSize) (--group-size)",
+                                                found: "\(got.groupSize) (profile with --group-size \(want.groupSize))")
+            }
+            guard got.symmetric == want.symmetric else {
+                throw MixedPrecisionError.stats(file: path, field: "gptq.symmetric", expected: "\(want.symmetric) (--sym)",
+                                                found: "\(got.symmetric) (profile with\(want.symmetric ? "" : "out") --sym)")
+            }
+        }
+    }
+
     /// Checks that `stats` were measured on a model of `source`'s shapes.
     public static func check(_ stats: SensitivityStats, path: String, against source: WeightSource) throws {
         let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
         guard stats.parameters == source.config.parameterCount else {
             throw MixedPrecisionError.stats(file: path, field: "parameters", expected: "\(source.config.parameterCount) (\(source.path))",
                                             found: "\(stats.parameters) (profiled on \(stats.model))")
+        }
+        if let c = stats.config, c != source.config {
+            throw MixedPrecisionError.stats(file: path, field: "config", expected: "\(source.config) (\(source.path))", found: "\(c)")
         }
         for t in stats.tensors where shapes[t.name] != t.shape {
             throw MixedPrecisionError.stats(file: path, field: "tensors[\(t.name)].shape",

@@ -119,7 +119,12 @@ public final class SafetensorsWriter {
     }
 
     /// The header JSON of the declared tensors, padded with spaces to a multiple of 8 bytes.
-    public func headerBytes() -> [UInt8] {
+    public func headerBytes() -> [UInt8] { Self.headerBytes(metadata: metadata, tensors: declared) }
+
+    /// The header JSON a writer with `metadata` writes after declaring `tensors` in this order (padded to
+    /// a multiple of 8; the file adds its 8-byte length before it). Exposed so a checkpoint layout can
+    /// count a file's bytes exactly without writing it.
+    public static func headerBytes(metadata: [String: String], tensors declared: [SafetensorsTensorSpec]) -> [UInt8] {
         var s = "{"
         if !metadata.isEmpty {
             s += "\"__metadata__\":{"
