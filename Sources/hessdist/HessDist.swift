@@ -14,8 +14,18 @@ struct HessDist: ParsableCommand {
     /// on an error in a multi-rank job, MPI_Abort so every rank stops (instead of the others waiting
     /// in a collective forever) and the job exits non-zero with a message naming the failed rank.
     static func main() {
+        // Parsing first, apart: a refused option that came from a job file gets a note naming its line.
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot(try JobExpansion.expand(Array(CommandLine.arguments.dropFirst())))
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }  // --help and friends
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            for note in JobExpansion.notes(for: error) { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+            Foundation.exit(code.rawValue)
+        }
+        do {
             try command.run()
             MPIRuntime.shutdown()
         } catch {

@@ -11,6 +11,7 @@ struct Profile: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var calibration: CalibrationOptions
+    @OptionGroup var jobFile: JobOptions
     @OptionGroup var trace: TraceOptions
     @Option(help: "The output the candidates are priced for: gguf (ggml types per tensor, the embedding too) or gptq (integer grids per block linear, fused q/k/v and gate/up tied at allocation).")
     var format: ExportFormat = .gguf
@@ -54,6 +55,7 @@ struct Profile: ParsableCommand {
         job.profile.eigenIterations = eigenIterations
         if format == .gptq { job.profile.gptq = checkpoint.options(descAct: actOrder) }
         let comm = try launchedComm()
+        try jobFile.checkRanks(comm)
         let line = ProgressLine()
         let result = try runProfile(job, comm: comm) { line.show($0.line) }
         line.done()

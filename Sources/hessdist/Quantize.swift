@@ -18,6 +18,7 @@ struct Quantize: ParsableCommand {
     @OptionGroup var model: ModelOptions
 
     @OptionGroup var calibration: CalibrationOptions
+    @OptionGroup var jobFile: JobOptions
 
     @Option(help: "Output format: gguf (llama.cpp) or gptq (transformers / vLLM safetensors).")
     var format: ExportFormat = .gguf
@@ -86,6 +87,7 @@ struct Quantize: ParsableCommand {
         job.statsPath = stats
         job.resume = resume
         let comm = try launchedComm()
+        try jobFile.checkRanks(comm)
         let line = ProgressLine()
         let result = try runQuantize(job, comm: comm) { line.show($0.line) }
         line.done()
