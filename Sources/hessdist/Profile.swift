@@ -18,8 +18,10 @@ struct Profile: ParsableCommand {
     @OptionGroup var checkpoint: CheckpointOptions
     @Flag(help: "GPTQ format: the checkpoint's desc_act, as `quantize --act-order` writes it (its config bytes are priced).")
     var actOrder = false
-    @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, hutchinson (or none). The layer errors are always measured.")
-    var traces = "fisher,hutchinson"
+    @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, hutchinson (or none); default fisher. The layer errors are always measured.")
+    // Hutchinson is opt-in: on SmolLM2 a probe costs ~9 forwards per sequence and 20 probes do not converge
+    // (BENCHMARKS.md), while Fisher allocates as well for 3.3 forwards per sequence.
+    var traces = "fisher"
     @Option(help: "Top loss-Hessian eigenvalue by power iteration for the tensors whose names contain one of these (comma-separated, e.g. blk.0.,token_embd): two gradient passes over the Hutchinson sequences per iteration per tensor.")
     var eigenvalues: String?
     @Option(help: "Power iterations at most per eigenvalue (PyHessian's 1e-3 stop rule may end earlier).")

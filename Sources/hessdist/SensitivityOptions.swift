@@ -67,8 +67,8 @@ struct BudgetOptions: ParsableArguments {
     var targetBpw: Double?
     @Option(help: "Mixed precision: the whole file at most this many bytes.")
     var targetSize: Int?
-    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace), or size-only (the baseline).")
-    var sensitivity: SensitivityModel = .hessianError
+    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
+    var sensitivity: SensitivityModel = .fisher
     @Option(help: "Fix a tensor's type, NAME=TYPE (repeatable), e.g. token_embd.weight=Q8_0, or for GPTQ blk.0.attn_v.weight=int8 (its tied q/k follow).")
     var pin: [String] = []
 

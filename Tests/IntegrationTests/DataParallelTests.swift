@@ -85,7 +85,7 @@ import Node
         func stats(np: Int) throws -> (json: Data, tensors: [String: Data], traced: Int) {
             let dir = try TestData.tempDir("prof\(np)")
             let out = dir.appendingPathComponent("stats.safetensors").path
-            let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2",
+            let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson",
                        "--fisher-samples", "5", "--hutchinson-samples", "3", "--max-probes", "12", "--out", out] + Self.calib
             if np == 0 {
                 _ = try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)

@@ -132,7 +132,7 @@ import HessianDist
         let dir = try TestData.tempDir("profile")
         let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64"]
         let stats = dir.appendingPathComponent("stats.safetensors").path
-        let table = try run(hessdistBinary, ["profile"] + common + ["--fisher-samples", "4", "--hutchinson-samples", "2",
+        let table = try run(hessdistBinary, ["profile"] + common + ["--traces", "fisher,hutchinson", "--fisher-samples", "4", "--hutchinson-samples", "2",
                                                                      "--max-probes", "10", "--eigenvalues", "blk.0.attn_q",
                                                                      "--out", stats])
         #expect(table.contains("token_embd.weight") && table.contains("Hutchinson") && table.contains("forwards"), "\(table)")
@@ -219,7 +219,7 @@ import HessianDist
         #expect(midChosen.count >= 2, "the mid budget mixes bit widths: \(midChosen)")
         #expect((high.allocation["totalCost"] as! Double) < (mid.allocation["totalCost"] as! Double))
         // Profiling inside quantize: the same checkpoint as from the stats file.
-        let inline = try quantize(9.2, [])
+        let inline = try quantize(9.2, ["--fisher-samples", "4"])
         #expect(try files(inline.path) == files(mid.path))
         // GGUF quantize refuses GPTQ statistics, naming the file and the field.
         #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16",
