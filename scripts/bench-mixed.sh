@@ -29,7 +29,8 @@ PARAMS=134515008
 CAL=(--calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN")
 STATS=${STATS:-$OUT/stats-$NSAMPLES-$SEQLEN.safetensors}
 if [ ! -f "$STATS" ]; then
-  $BIN profile --model "$MODEL" "${CAL[@]}" $PROFILE_ARGS --out "$STATS" > "$OUT/profile.out" 2>"$OUT/profile.err" \
+  TRACES=fisher; [[ " $SENSITIVITIES " == *" hutchinson "* ]] && TRACES=fisher,hutchinson
+  $BIN profile --model "$MODEL" "${CAL[@]}" --traces "$TRACES" $PROFILE_ARGS --out "$STATS" > "$OUT/profile.out" 2>"$OUT/profile.err" \
     || { echo "profile failed: $(tail -1 "$OUT/profile.err")" >&2; exit 1; }
 fi
 bpw() { python3 -c "print('%.3f' % ($1*8/$PARAMS))"; }
