@@ -49,6 +49,9 @@ public struct ProfileOptions: Sendable {
     /// Calibration sequences the Fisher traces average over (the first ones of the set): one backward
     /// pass each.
     public var fisherSamples = 16
+    /// With Fisher traces, also per run of this many output rows of each matrix (0: whole tensors only):
+    /// a finer profile, reported; the allocation stays per tensor (what GGUF and GPTQ files can express).
+    public var fisherRowBlock = 0
     /// Calibration sequences of Hutchinson's Hessian-vector products: each probe costs two gradient passes
     /// over all of them.
     public var hutchinsonSamples = 4
@@ -125,6 +128,8 @@ public struct SensitivityStats: Sendable, Codable {
         public var candidates: [Candidate]
         /// The largest-magnitude eigenvalue of the tensor's loss-Hessian block and the power iterations it
         /// took, when asked for (`ProfileOptions.eigenvalueTensors`).
+        /// Fisher traces of runs of output rows (`ProfileOptions.fisherRowBlock`), summing to `fisher`.
+        public var fisherRowBlocks: [TraceEstimate]? = nil
         public var topEigenvalue: Double? = nil
         public var eigenIterations: Int? = nil
     }
@@ -307,6 +312,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     var fisher: [String: TraceEstimate] = [:], hutchinson: [String: TraceEstimate] = [:]
     var forwardSeconds = 0.0, fisherSeconds: Double? = nil, probeSeconds: Double? = nil
     var eigen: [String: (eigenvalue: Double, iterations: Int)] = [:]
+    var fisherBlocks: [String: [TraceEstimate]] = [:]
     if comm.isRoot || !profile.traces.isEmpty {
         let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
         // The unit of the cost ratios: one loss-only forward of one sequence (the second of two, warm).
@@ -320,7 +326,10 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             if profile.traces.contains(.fisher) {
                 let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
                 let t = Date()
-                for e in try profiler.empiricalFisher(seqs, progress: { traceProgress?(.fisher, $0, $1) }) { fisher[e.name] = e }
+                for e in try profiler.empiricalFisher(seqs, rowBlock: profile.fisherRowBlock,
+                                                      progress: { traceProgress?(.fisher, $0, $1) }) {
+                    if e.rows == nil { fisher[e.name] = e } else { fisherBlocks[e.name, default: []].append(e) }
+                }
                 fisherSeconds = Date().timeIntervalSince(t) / Double(seqs.count)
             }
             if profile.traces.contains(.hutchinson) {
@@ -385,7 +394,8 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
         guard !candidates.isEmpty else { return }
         let trace = imp?.reduce(0.0) { $0 + Double($1) } ?? 0
         tensors.append(.init(name: name, shape: shape, inputTrace: trace, fisher: fisher[name], hutchinson: hutchinson[name],
-                             candidates: candidates, topEigenvalue: eigen[name]?.eigenvalue, eigenIterations: eigen[name]?.iterations))
+                             candidates: candidates, fisherRowBlocks: fisherBlocks[name], topEigenvalue: eigen[name]?.eigenvalue,
+                             eigenIterations: eigen[name]?.iterations))
         imatrix.append(imp ?? [])
     }
     // Token frequencies of the calibration inputs: the embedding's error as the first residual stream is

@@ -28,12 +28,15 @@ struct TraceOptions: ParsableArguments {
     var candidates: String?
     @Option(help: "Fisher traces: calibration sequences averaged (one backward pass each).")
     var fisherSamples = 16
+    @Option(help: "Fisher traces also per run of this many output rows of each matrix (e.g. the head size, 64 for SmolLM2: one block per attention head), in the stats file; the allocation stays per tensor. 0: whole tensors only.")
+    var fisherRowBlock = 0
     @Option(help: "Hutchinson traces: calibration sequences of each Hessian-vector product (two gradient passes over all of them per probe).")
     var hutchinsonSamples = 4
     @Option(help: "Hutchinson traces: probes at most (PyHessian's 1e-3 stop rule may end earlier, after 10).")
     var maxProbes = 30
 
     func validate() throws {
+        guard fisherRowBlock >= 0 else { throw ValidationError("--fisher-row-block \(fisherRowBlock): expected >= 0 (0: whole tensors)") }
         guard fisherSamples >= 1, hutchinsonSamples >= 1, maxProbes >= 1 else {
             throw ValidationError("--fisher-samples \(fisherSamples), --hutchinson-samples \(hutchinsonSamples), --max-probes \(maxProbes): expected >= 1")
         }
@@ -55,6 +58,7 @@ struct TraceOptions: ParsableArguments {
         }
         p.traces = traces
         p.fisherSamples = fisherSamples
+        p.fisherRowBlock = fisherRowBlock
         p.hutchinsonSamples = hutchinsonSamples
         p.maxProbes = maxProbes
         return p

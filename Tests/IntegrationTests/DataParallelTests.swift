@@ -86,7 +86,7 @@ import Node
             let dir = try TestData.tempDir("prof\(np)")
             let out = dir.appendingPathComponent("stats.safetensors").path
             let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson",
-                       "--fisher-samples", "5", "--hutchinson-samples", "3", "--max-probes", "12", "--out", out] + Self.calib
+                       "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12", "--out", out] + Self.calib
             if np == 0 {
                 _ = try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)
             } else {
@@ -98,7 +98,8 @@ import Node
             let f = try SafetensorsFile(path: out)
             var json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
             json["cost"] = nil
-            let traced = (json["tensors"] as! [[String: Any]]).filter { $0["hutchinson"] != nil && $0["fisher"] != nil }.count
+            let traced = (json["tensors"] as! [[String: Any]]).filter {
+                $0["hutchinson"] != nil && $0["fisher"] != nil && (($0["fisherRowBlocks"] as? [Any])?.count ?? 0) >= 1 }.count
             var tensors: [String: Data] = [:]
             for t in f.tensors { tensors[t.name] = try f.withTensorBytes(t.name) { Data($0) } }
             return (try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), tensors, traced)

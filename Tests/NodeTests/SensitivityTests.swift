@@ -38,6 +38,39 @@ import HessianDist
         }
     }
 
+    /// Finer blocks: runs of output rows. The whole-tensor estimates are unchanged, each matrix's row blocks
+    /// tile its rows and add up to the tensor's trace, and one block equals the squared gradient rows by hand.
+    @Test func fisherRowBlocksTileTheirTensor() throws {
+        let cfg = RandomWeights.tinyConfig()
+        let model = try LlamaModel(source: RandomWeights(config: cfg, seed: 21))
+        let T = 8, seqs = Self.sequences(count: 3, T: T, vocab: cfg.vocabSize, seed: 100)
+        let profiler = try SensitivityProfiler(model: model, seqlen: T)
+        let whole = try profiler.empiricalFisher(seqs)
+        let fine = try profiler.empiricalFisher(seqs, rowBlock: 3)
+        #expect(Array(fine.prefix(whole.count)) == whole)
+        let shapes = Dictionary(uniqueKeysWithValues: cfg.expectedShapes().map { ($0.name, $0.shape) })
+        for t in whole where shapes[t.name]!.count == 2 {
+            let blocks = fine.dropFirst(whole.count).filter { $0.name == t.name }
+            let rows = shapes[t.name]![0]
+            #expect(blocks.map { $0.rows! } == stride(from: 0, to: rows, by: 3).map { $0..<min(rows, $0 + 3) }, "\(t.name)")
+            let sum = blocks.reduce(0.0) { $0 + $1.mean }
+            #expect(abs(sum - t.mean) <= 1e-6 * t.mean, "\(t.name): blocks \(sum) vs tensor \(t.mean)")
+        }
+        #expect(fine.count > whole.count)
+        // By hand: rows 3..<6 of the first block's q.
+        let name = TensorName.attnQ(0), cols = shapes[name]![1]
+        var xs: [Double] = []
+        for s in seqs {
+            let p = try GradientPass(model: model, B: 1, T: T)
+            _ = try p.lossAndGradients(tokens: s)
+            xs.append(p.gradient(name)[(3 * cols)..<(6 * cols)].reduce(0.0) { $0 + Double($1) * Double($1) })
+        }
+        let e = fine.first { $0.name == name && $0.rows == 3..<6 }!
+        let mean = xs.reduce(0, +) / 3
+        #expect(abs(e.mean - mean) <= 1e-6 * mean, "\(e.mean) vs \(mean)")
+        #expect { try profiler.empiricalFisher(seqs, rowBlock: -1) } throws: { "\($0)".contains("row block") }
+    }
+
     /// A model of 632 parameters (dim 8, 1 block, 2 heads on 1 kv head, vocab 16) whose loss Hessian
     /// is built exactly enough by central differences of gradients.
     struct TinyProblem {

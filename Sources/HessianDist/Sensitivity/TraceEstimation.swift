@@ -34,6 +34,8 @@ public struct TraceEstimate: Sendable, Equatable, Codable {
     public var samples: Int
     /// Whether the stop rule was met before the sample budget ran out.
     public var converged: Bool
+    /// For a block finer than the tensor: its output rows (nil: the whole tensor).
+    public var rows: Range<Int>? = nil
 
     public init(name: String, mean: Double, standardError: Double, samples: Int, converged: Bool) {
         self.name = name

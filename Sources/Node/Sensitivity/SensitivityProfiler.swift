@@ -97,24 +97,47 @@ public final class SensitivityProfiler: @unchecked Sendable {
     /// their covariance, mean_s ‖g_s‖² = ‖μ‖² + tr Σ, but a batch of B gives E‖ḡ_B‖² = ‖μ‖² + tr Σ / B
     /// (‖mean g‖² ≠ mean ‖g‖²), and tr Σ is most of the Fisher (μ is small for a trained model).
     /// `standardError` is over sequences; `samples` is the sequence count.
-    public func empiricalFisher(_ sequences: [[Int32]], progress: ((Int, Int) -> Void)? = nil) throws -> [TraceEstimate] {
+    /// With `rowBlock` > 0 the profile is finer than the tensor: after the whole tensors come one estimate
+    /// per run of `rowBlock` output rows of every matrix (`rows` set; an attention head at the head size).
+    public func empiricalFisher(_ sequences: [[Int32]], rowBlock: Int = 0,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> [TraceEstimate] {
         try check(sequences)
+        guard rowBlock >= 0 else { throw SensitivityError.invalid("row block \(rowBlock): expected >= 0 (0: whole tensors)") }
         let p = try pass(B: 1)
-        var stats = Array(repeating: RunningMean(), count: tensorNames.count)
+        // The blocks: every tensor whole, then (with `rowBlock`) each matrix's runs of `rowBlock` output rows
+        // (an attention head's rows when `rowBlock` is the head size). Row blocks of one tensor add up to it.
+        let shapes = Dictionary(uniqueKeysWithValues: model.config.expectedShapes().map { ($0.name, $0.shape) })
+        var blocks: [(tensor: Int, rows: Range<Int>?, offset: Int, count: Int)] = tensorNames.indices.map {
+            ($0, nil, 0, model.elementCount(tensorNames[$0]))
+        }
+        if rowBlock > 0 {
+            for (b, name) in tensorNames.enumerated() {
+                guard let shape = shapes[name], shape.count == 2 else { continue }
+                let cols = shape[1]
+                for r0 in stride(from: 0, to: shape[0], by: rowBlock) {
+                    let r1 = min(shape[0], r0 + rowBlock)
+                    blocks.append((b, r0..<r1, r0 * cols, (r1 - r0) * cols))
+                }
+            }
+        }
+        var stats = Array(repeating: RunningMean(), count: blocks.count)
         var mine: [Double] = []
         for s in ownedSequences(sequences.count) {
             _ = try p.lossAndGradients(tokens: sequences[s])
-            for name in tensorNames {
-                let g = model.view(name, in: grads)
-                mine.append(dotDouble(g, g, model.elementCount(name)))
+            for k in blocks {
+                let g = model.view(tensorNames[k.tensor], in: grads) + k.offset
+                mine.append(dotDouble(g, g, k.count))
             }
             if comm.isRoot { progress?(s + 1, sequences.count) }
         }
-        guard let rows = try gatherRows(mine, count: sequences.count, operation: "Fisher traces", shard: 0) else { return [] }
-        for row in rows { for b in tensorNames.indices { stats[b].add(row[b]) } }
-        return tensorNames.indices.map {
-            TraceEstimate(name: tensorNames[$0], mean: stats[$0].mean, standardError: stats[$0].standardError,
-                          samples: stats[$0].count, converged: true)
+        guard let rows = try gatherRows(mine, width: blocks.count, count: sequences.count, operation: "Fisher traces",
+                                        shard: 0) else { return [] }
+        for row in rows { for k in blocks.indices { stats[k].add(row[k]) } }
+        return blocks.indices.map {
+            var e = TraceEstimate(name: tensorNames[blocks[$0].tensor], mean: stats[$0].mean, standardError: stats[$0].standardError,
+                                  samples: stats[$0].count, converged: true)
+            e.rows = blocks[$0].rows
+            return e
         }
     }
 
@@ -123,8 +146,7 @@ public final class SensitivityProfiler: @unchecked Sendable {
 
     /// Rank 0: every sequence's row of per-tensor scalars, in sequence order, from the ranks that own them
     /// (`mine` is this rank's rows, concatenated in its sequence order). Other ranks: nil.
-    func gatherRows(_ mine: [Double], count: Int, operation: String, shard: Int) throws -> [[Double]]? {
-        let n = tensorNames.count
+    func gatherRows(_ mine: [Double], width n: Int, count: Int, operation: String, shard: Int) throws -> [[Double]]? {
         if comm.size == 1 { return (0..<count).map { Array(mine[($0 * n)..<(($0 + 1) * n)]) } }
         let msg = try WireMessage(kind: .scalars, shape: [mine.count / n, n], doubles: mine, codec: .raw,
                                   ids: MessageIDs(shard: UInt32(shard), sender: UInt32(comm.rank)))
@@ -209,7 +231,8 @@ public final class SensitivityProfiler: @unchecked Sendable {
                     mine.append(dotDouble(model.view(name, in: v), model.view(name, in: hv), model.elementCount(name)))
                 }
             }
-            if let rows = try gatherRows(mine, count: sequences.count, operation: "Hutchinson probe \(probe)", shard: probe) {
+            if let rows = try gatherRows(mine, width: tensorNames.count, count: sequences.count,
+                                         operation: "Hutchinson probe \(probe)", shard: probe) {
                 // Summed in sequence order in Double: the same bits for any rank count.
                 trace.add(tensorNames.indices.map { b in rows.reduce(0.0) { $0 + $1[b] } / Double(rows.count) })
                 progress?(trace.probes, trace.converged.filter { !$0 }.count)
