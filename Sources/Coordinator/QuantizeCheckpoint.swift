@@ -241,14 +241,13 @@ public final class QuantizeCheckpoint {
             if let stored { frames.append(stored) }
         }
         let head = try WireMessage(kind: .manifest, dtype: .u8, shape: [header.bytes.count], payload: header.bytes).encode()
-        var file = ByteWriter()
-        for f in [head] + frames {
-            file.write(UInt64(f.count))
-            file.write(bytes: f)
-        }
-        file.write(crc32c(file.bytes))
+        var file: [UInt8] = []
+        for f in [head] + frames { Framing.append(f, to: &file) }
+        var crc = ByteWriter(capacity: 4)
+        crc.write(crc32c(file))
+        file += crc.bytes
         let out = try PartialFile(path: blockPath(l))
-        try out.write(file.bytes)
+        try out.write(file)
         try out.commit()
     }
 
@@ -265,17 +264,7 @@ public final class QuantizeCheckpoint {
             throw WireError(.checksumMismatch, field: "block file CRC32C", expected: String(format: "0x%08x", stored),
                             found: String(format: "0x%08x (torn or damaged file)", crc32c(body)))
         }
-        var frames: [[UInt8]] = []
-        var off = 0
-        while off < body.count {
-            guard off + 8 <= body.count else { throw WireError(.truncated, field: "frame length", expected: "8 bytes", found: "\(body.count - off)") }
-            var len: UInt64 = 0
-            for i in 0..<8 { len |= UInt64(body[off + i]) << (8 * UInt64(i)) }
-            off += 8
-            guard len <= UInt64(body.count - off) else { throw WireError(.truncated, field: "frame", expected: "\(len) bytes", found: "\(body.count - off)") }
-            frames.append(Array(body[off..<(off + Int(len))]))
-            off += Int(len)
-        }
+        let frames = try Framing.split(body)
         guard let first = frames.first else { throw WireError(.truncated, field: "block header", expected: "a frame", found: "none") }
         let head = try WireMessage.decode(first)
         guard head.kind == .manifest, head.dtype == .u8 else {

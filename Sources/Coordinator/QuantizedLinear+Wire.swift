@@ -57,10 +57,7 @@ extension QuantizedLinear {
         var messages: [(WireMessage, Int)] = []
         for m in parts {
             let e = m.encode()
-            var len = ByteWriter(capacity: 8)
-            len.write(UInt64(e.count))
-            bytes += len.bytes
-            bytes += e
+            Framing.append(e, to: &bytes)
             messages.append((m, e.count + 8))
         }
         return (bytes, messages)
@@ -74,17 +71,8 @@ extension QuantizedLinear {
         func bad(_ what: String) -> ClusterError {
             ClusterError(rank: rank, operation: "receiving quantized \(name)", message: "from rank \(ids.sender): \(what)")
         }
-        var frames: [[UInt8]] = []
-        var off = 0
-        while off < bytes.count {
-            guard off + 8 <= bytes.count else { throw bad("truncated frame length at byte \(off)") }
-            var len: UInt64 = 0
-            for i in 0..<8 { len |= UInt64(bytes[off + i]) << (8 * UInt64(i)) }
-            off += 8
-            guard len <= UInt64(bytes.count - off) else { throw bad("frame of \(len) bytes at \(off), \(bytes.count - off) left") }
-            frames.append(Array(bytes[off..<(off + Int(len))]))
-            off += Int(len)
-        }
+        let frames: [[UInt8]]
+        do { frames = try Framing.split(bytes) } catch { throw bad("\(error)") }
         guard frames.count == 1 + Self.wireParts.count else { throw bad("\(frames.count) frames, expected \(1 + Self.wireParts.count)") }
         var msgs: [WireMessage] = []
         for (i, f) in frames.enumerated() {

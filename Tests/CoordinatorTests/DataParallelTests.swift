@@ -4,56 +4,11 @@ import Testing
 import Wire
 @testable import Coordinator
 
-/// Per-micro-shard partial Hessians merged on "rank 0" in micro-shard order give the same bits however
-/// the micro-shards are spread over ranks, and the same bits as one Hessian accumulating every
-/// micro-batch in order (the single-process code before data parallelism).
+/// Micro-shard ownership: contiguous blocks, the last for rank 0, every sample owned once. (That the rank
+/// chain sums them into the same bits as one process is in ClusterWireTests.)
 @Suite struct DataParallelHessianTests {
-    let columns = 24
     let shards = MicroShards(samples: 11, microBatch: 3)  // 3, 3, 3, 2 samples
     let T = 5
-
-    /// Deterministic activations of micro-shard k: (samples · T) rows of `columns`, with magnitudes that
-    /// make float additions order-sensitive.
-    func rows(_ k: Int) -> [Float] {
-        var g = SplitMix(seed: UInt64(k + 1))
-        let n = shards.range(k).count * T * columns
-        return (0..<n).map { _ in Float(g.unit() * 2 - 1) * (g.unit() < 0.1 ? 1000 : 1) }
-    }
-
-    /// What each simulated rank sends, then rank 0's merge.
-    func merged(size: Int, stats: inout WireStats) throws -> LayerHessian {
-        let gathered: [[UInt8]] = try (0..<size).map { r in
-            var p = HessianPartials(layer: 2, group: 1, sender: r)
-            for k in shards.owned(rank: r, size: size) {
-                let h = LayerHessian(columns: columns)
-                let x = rows(k)
-                x.withUnsafeBufferPointer { h.accumulate($0.baseAddress!, rows: x.count / columns) }
-                try p.append(shard: k, h)
-            }
-            return p.bytes
-        }
-        return try mergeHessianPartials(gathered, columns: columns, layer: 2, group: 1, shards: shards,
-                                        rows: { shards.range($0).count * T }, stats: &stats)
-    }
-
-    @Test func sameBitsForOneTwoThreeRanks() throws {
-        // The reference: one hessian, every micro-batch accumulated in order.
-        let ref = LayerHessian(columns: columns)
-        for k in 0..<shards.count {
-            let x = rows(k)
-            x.withUnsafeBufferPointer { ref.accumulate($0.baseAddress!, rows: x.count / columns) }
-        }
-        for size in [1, 2, 3, 5] {
-            var stats = WireStats()
-            let h = try merged(size: size, stats: &stats)
-            #expect(h.count == ref.count, "size \(size)")
-            #expect(h.sum().map(\.bitPattern) == ref.sum().map(\.bitPattern), "size \(size): different bits")
-            // Only other ranks' micro-shards count as wire traffic: a hessian and a row count each.
-            let remote = (0..<shards.count).filter { shards.owner(of: $0, size: size) != 0 }.count
-            #expect((stats.byKind[.hessian]?.messages ?? 0) == remote)
-            #expect((stats.byKind[.scalars]?.messages ?? 0) == remote)
-        }
-    }
 
     @Test func ownershipIsContiguousReversedAndCoversEverySample() {
         #expect(shards.count == 4)
@@ -75,23 +30,6 @@ import Wire
             // Every micro-shard has exactly one owner, and the chain visits them in micro-shard order.
             #expect(shards.chain(size: size).flatMap { shards.owned(rank: $0, size: size) } == Array(0..<shards.count))
         }
-    }
-
-    @Test func missingOrForeignShardsAreErrors() throws {
-        var stats = WireStats()
-        // Rank 1 of 2 sends micro-shard 0, which rank 0 owns.
-        var p = HessianPartials(layer: 0, group: 0, sender: 1)
-        let h = LayerHessian(columns: columns)
-        let x = rows(0)
-        x.withUnsafeBufferPointer { h.accumulate($0.baseAddress!, rows: x.count / columns) }
-        try p.append(shard: 0, h)
-        #expect(throws: (any Error).self) {
-            try mergeHessianPartials([[], p.bytes], columns: columns, layer: 0, group: 0, shards: shards,
-                                     rows: { shards.range($0).count * T }, stats: &stats)
-        }
-        // Nobody sends anything: micro-shard 0 is missing.
-        #expect { try mergeHessianPartials([[], []], columns: columns, layer: 0, group: 0, shards: shards,
-                                           rows: { _ in 0 }, stats: &stats) } throws: { "\($0)".contains("micro-shard 0 missing") }
     }
 }
 

@@ -17,13 +17,8 @@ import Node
     /// and stdout.
     func quantize(np: Int, _ args: [String]) throws -> (dir: URL, stdout: String) {
         let dir = try TestData.tempDir("dp\(np)")
-        let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok,
-                   "--out", dir.appendingPathComponent("out").path] + args
-        if np == 0 { return (dir, try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)) }
-        var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
-                     "-x", "OPENBLAS_NUM_THREADS=1"]
-        if np > 2 { flags.append("--oversubscribe") }
-        return (dir, try run("timeout", flags + cmd, env: Self.env))
+        let cmd = ["quantize", "--model", stories, "--tokenizer", tok, "--out", dir.appendingPathComponent("out").path] + args
+        return (dir, try runHessdist(np: np, cmd, env: Self.env))
     }
 
     /// The bytes of every output file under `dir` (the JSON report excluded: it holds timings), by relative path.
@@ -85,16 +80,9 @@ import Node
         func stats(np: Int) throws -> (json: Data, tensors: [String: Data], traced: Int) {
             let dir = try TestData.tempDir("prof\(np)")
             let out = dir.appendingPathComponent("stats.safetensors").path
-            let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson",
+            let cmd = ["profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson",
                        "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12", "--out", out] + Self.calib
-            if np == 0 {
-                _ = try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)
-            } else {
-                var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
-                             "-x", "OPENBLAS_NUM_THREADS=1"]
-                if np > 2 { flags.append("--oversubscribe") }
-                _ = try run("timeout", flags + cmd, env: Self.env)
-            }
+            try runHessdist(np: np, cmd, env: Self.env)
             let f = try SafetensorsFile(path: out)
             var json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
             json["cost"] = nil

@@ -14,9 +14,7 @@ import TestSupport
     /// `hessdist ARGS` without mpirun (np 0) or on np ranks, as DataParallelQuantizeTests runs them.
     @discardableResult
     func hessdist(np: Int, _ args: [String]) throws -> String {
-        if np == 0 { return try run(hessdistBinary, args, env: Self.env) }
-        return try run("timeout", ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
-                                   "-x", "OPENBLAS_NUM_THREADS=1", hessdistBinary] + args, env: Self.env)
+        try runHessdist(np: np, args, env: Self.env)
     }
 
     func write(_ toml: String, _ dir: URL, _ name: String = "job.toml") throws -> String {

@@ -16,15 +16,7 @@ import TestSupport
     func quantize(np: Int, _ args: [String]) throws -> (bytes: Data, report: [String: Any]) {
         let dir = try TestData.tempDir("owner\(np)")
         let out = dir.appendingPathComponent("out.gguf").path
-        let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok, "--out", out] + Self.calib + args
-        if np == 0 {
-            _ = try run(cmd[0], Array(cmd.dropFirst()), env: Self.env)
-        } else {
-            var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
-                         "-x", "OPENBLAS_NUM_THREADS=1"]
-            if np > 2 { flags.append("--oversubscribe") }
-            _ = try run("timeout", flags + cmd, env: Self.env)
-        }
+        try runHessdist(np: np, ["quantize", "--model", stories, "--tokenizer", tok, "--out", out] + Self.calib + args, env: Self.env)
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".report.json"))) as! [String: Any]
         return (try Data(contentsOf: URL(fileURLWithPath: out)), report)
     }

@@ -19,11 +19,8 @@ import TestSupport
     func quantize(np: Int = 0, out: URL, _ args: [String], fault: String? = nil) throws -> String {
         var env = Self.env
         if let fault { env["HESSDIST_FAULT"] = fault }
-        let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok, "--out", out.path] + args
-        if np == 0 { return try run(cmd[0], Array(cmd.dropFirst()), env: env) }
-        var flags = ["120", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1"]
-        if fault != nil { flags += ["-x", "HESSDIST_FAULT"] }
-        return try run("timeout", flags + cmd, env: env)
+        return try runHessdist(np: np, ["quantize", "--model", stories, "--tokenizer", tok, "--out", out.path] + args,
+                               env: env, forward: fault == nil ? [] : ["HESSDIST_FAULT"])
     }
 
     /// Runs a job that must fail (a kill or a refusal); returns its failure.

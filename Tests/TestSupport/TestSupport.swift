@@ -106,3 +106,18 @@ public var hessdistBinary: String {
     }
     return TestData.packageRoot.appendingPathComponent(".build/debug/hessdist").path
 }
+
+/// `hessdist ARGS` on `np` MPI ranks of this machine (0: a plain process, no mpirun) with the flags that
+/// work here: shared memory, no core binding, one OpenBLAS thread per rank (outputs are compared byte for
+/// byte, and OpenBLAS sums in an order that depends on its thread count), --oversubscribe beyond 2 ranks,
+/// and `timeout` so a hang fails the test. `forward` names more variables of `env` for the ranks.
+@discardableResult
+public func runHessdist(np: Int, _ args: [String], env: [String: String], forward: [String] = [],
+                        timeout seconds: Int = 120) throws -> String {
+    if np == 0 { return try run(hessdistBinary, args, env: env) }
+    var flags = ["\(seconds)", "mpirun", "-np", "\(np)", "--mca", "btl", "self,vader", "--bind-to", "none",
+                 "-x", "OPENBLAS_NUM_THREADS=1"]
+    for v in forward { flags += ["-x", v] }
+    if np > 2 { flags.append("--oversubscribe") }
+    return try run("timeout", flags + [hessdistBinary] + args, env: env)
+}

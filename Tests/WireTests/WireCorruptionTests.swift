@@ -172,3 +172,25 @@ import Testing
         #expect(e?.reason == .sizeMismatch && e?.field == "encoded size", "\(String(describing: e))")
     }
 }
+
+/// Length-prefixed frames: a round trip keeps every frame (empty ones too), and a cut anywhere inside
+/// the lengths or the bodies is an error, never a crash or a short read.
+@Suite struct FramingTests {
+    @Test func roundTripAndEveryTruncation() throws {
+        let frames: [[UInt8]] = [[1, 2, 3], [], Array(repeating: 7, count: 300)]
+        var bytes: [UInt8] = []
+        for f in frames { Framing.append(f, to: &bytes) }
+        #expect(bytes.count == 3 * 8 + 303)
+        #expect(try Framing.split(bytes) == frames)
+        #expect(try Framing.split([]) == [])
+        // Cutting at a frame boundary leaves fewer whole frames; anywhere else is an error.
+        let boundaries: Set<Int> = [0, 11, 19, bytes.count]
+        for cut in 0..<bytes.count where !boundaries.contains(cut) {
+            #expect(throws: WireError.self) { try Framing.split(Array(bytes[..<cut])) }
+        }
+        // A first length larger than everything that follows.
+        var huge = bytes
+        huge[1] = 0xff
+        #expect { try Framing.split(huge) } throws: { "\($0)".contains("frame at byte 8") }
+    }
+}
