@@ -9,6 +9,7 @@
 import Foundation
 import HessianDist
 import Node
+import Wire
 
 /// How the damage of storing a tensor in a type is predicted.
 public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
@@ -62,7 +63,34 @@ public struct ProfileOptions: Sendable {
     /// Reported, not used by the allocation. On rank 0.
     public var eigenvalueTensors: [String] = []
     public var eigenIterations = 20
+    /// Pipeline stages of the whole-model passes (a divisor of the rank count; the replicas are the rest).
+    /// nil: `PipelineTopology.automatic`, data parallel unless a whole model's training state would not
+    /// fit in `memoryPerRank`.
+    public var stages: Int? = nil
+    /// Memory one rank may use for the whole-model passes when choosing the stages; nil: 80% of this
+    /// machine's memory shared by the ranks on it (`OMPI_COMM_WORLD_LOCAL_SIZE`), decided on rank 0.
+    public var memoryPerRank: Int? = nil
     public init() {}
+
+    /// Parameter-sized arenas the whole-model passes need besides the weights: the gradient, and for
+    /// Hessian-vector products the probe, the product, the scratch gradient and the saved weights.
+    public var trainingVectors: Int { traces.contains(.hutchinson) || !eigenvalueTensors.isEmpty ? 5 : 1 }
+
+    /// The topology of the whole-model passes, the same on every rank (rank 0's choice, broadcast).
+    public func topology(ranks: Int, config: ModelConfig, seqlen: Int, comm: Comm) throws -> PipelineTopology {
+        if let stages { return try PipelineTopology(ranks: ranks, stages: stages, config: config, seqlen: seqlen) }
+        var chosen = [UInt8](repeating: 0, count: 4)
+        if comm.isRoot {
+            let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? ranks
+            let budget = memoryPerRank ?? Int(Double(ProcessInfo.processInfo.physicalMemory) * 0.8) / max(1, local)
+            let s = PipelineTopology.automatic(ranks: ranks, config: config, seqlen: seqlen, vectors: trainingVectors,
+                                               memoryPerRank: budget).stages
+            chosen = withUnsafeBytes(of: UInt32(s).littleEndian) { Array($0) }
+        }
+        chosen = try comm.broadcast(bytes: chosen, root: 0)
+        let s = Int(UInt32(littleEndian: chosen.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        return try PipelineTopology(ranks: ranks, stages: s, config: config, seqlen: seqlen)
+    }
 }
 
 /// A budget for the whole file, every byte counted (header, metadata, embedding, norms, padding).
@@ -144,6 +172,12 @@ public struct SensitivityStats: Sendable, Codable {
         /// The layer-Hessian pass and pricing every candidate.
         public var layerPassSeconds: Double
         public var totalSeconds: Double
+        /// The ranks' layout for the whole-model passes (`PipelineTopology.description`), when there were any.
+        public var topology: String? = nil
+        /// Each rank's peak resident memory after the whole-model passes (the process high-water mark).
+        public var peakResidentBytesByRank: [Int]? = nil
+        /// Bytes the whole-model passes put on the wire: pipeline activations and gathered scalars.
+        public var wireBytes: Int? = nil
     }
     public var version = 1
     public var model: String
@@ -307,48 +341,61 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     // needs no GGUF metadata, so no tokenizer).
     let layout = profile.gptq == nil ? try exportLayout(source: source, tokenizer: tokenizer) : nil
     let shapes = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.shape) })
-    // Loss-Hessian traces from the whole model on every rank (sequences split over the ranks, per-tensor
-    // scalars gathered on rank 0), before the layer pass.
+    // Loss-Hessian traces and eigenvalues from whole-model passes before the layer pass, on a pipeline
+    // topology (S stages × R replicas; sequences split over the replicas, per-tensor scalars gathered on
+    // rank 0). Without either, only rank 0 times a forward (the costs' unit) on the whole model.
     var fisher: [String: TraceEstimate] = [:], hutchinson: [String: TraceEstimate] = [:]
     var forwardSeconds = 0.0, fisherSeconds: Double? = nil, probeSeconds: Double? = nil
     var eigen: [String: (eigenvalue: Double, iterations: Int)] = [:]
     var fisherBlocks: [String: [TraceEstimate]] = [:]
-    if comm.isRoot || !profile.traces.isEmpty {
-        let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
-        // The unit of the cost ratios: one loss-only forward of one sequence (the second of two, warm).
-        for _ in 0..<2 where comm.isRoot {
+    var topology: PipelineTopology? = nil
+    var pipelineWire = WireStats()
+    var peaks: [Int]? = nil, wireTotal = 0
+    let wholeModelPasses = !profile.traces.isEmpty || !profile.eigenvalueTensors.isEmpty
+    if wholeModelPasses {
+        let t = try profile.topology(ranks: comm.size, config: c, seqlen: calibration.seqlen, comm: comm)
+        topology = t
+        let stage = t.stage(ofRank: comm.rank)
+        let lm = try LlamaModel(source: source, layers: t.blocks[stage], embedding: stage == 0, head: stage == 0,
+                                contextLength: calibration.seqlen)
+        let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen, comm: comm, topology: t)
+        if let f = try profiler.forwardSeconds(calibration.samples[0]) { forwardSeconds = f }
+        if profile.traces.contains(.fisher) {
+            let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
             let t = Date()
-            _ = try lm.forward(tokens: calibration.samples[0], B: 1, T: calibration.seqlen)
-            forwardSeconds = Date().timeIntervalSince(t)
-        }
-        if !profile.traces.isEmpty {
-            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen, comm: comm)
-            if profile.traces.contains(.fisher) {
-                let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
-                let t = Date()
-                for e in try profiler.empiricalFisher(seqs, rowBlock: profile.fisherRowBlock,
-                                                      progress: { traceProgress?(.fisher, $0, $1) }) {
-                    if e.rows == nil { fisher[e.name] = e } else { fisherBlocks[e.name, default: []].append(e) }
-                }
-                fisherSeconds = Date().timeIntervalSince(t) / Double(seqs.count)
+            for e in try profiler.empiricalFisher(seqs, rowBlock: profile.fisherRowBlock,
+                                                  progress: { traceProgress?(.fisher, $0, $1) }) {
+                if e.rows == nil { fisher[e.name] = e } else { fisherBlocks[e.name, default: []].append(e) }
             }
-            if profile.traces.contains(.hutchinson) {
-                let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
-                let t = Date()
-                let est = try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: profile.maxProbes,
-                                                                           minProbes: min(10, profile.maxProbes)),
-                                                       seed: 0x4841_5751, progress: { traceProgress?(.hutchinson, $0, $1) })
-                for e in est { hutchinson[e.name] = e }
-                probeSeconds = Date().timeIntervalSince(t) / Double(max(1, est.map(\.samples).max() ?? 1))
-            }
+            fisherSeconds = Date().timeIntervalSince(t) / Double(seqs.count)
         }
-        if comm.isRoot && !profile.eigenvalueTensors.isEmpty {
-            let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen)
+        if profile.traces.contains(.hutchinson) {
             let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
-            for name in profiler.tensorNames where profile.eigenvalueTensors.contains(where: { name.contains($0) }) {
-                eigen[name] = try profiler.topEigenvalue(seqs, tensor: name, seed: 0x4841_5751, maxIterations: profile.eigenIterations)
+            let t = Date()
+            let est = try profiler.hutchinsonTrace(seqs, options: .init(maxProbes: profile.maxProbes,
+                                                                       minProbes: min(10, profile.maxProbes)),
+                                                   seed: 0x4841_5751, progress: { traceProgress?(.hutchinson, $0, $1) })
+            for e in est { hutchinson[e.name] = e }
+            probeSeconds = Date().timeIntervalSince(t) / Double(max(1, est.map(\.samples).max() ?? 1))
+        }
+        let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
+        for name in profiler.allTensorNames where profile.eigenvalueTensors.contains(where: { name.contains($0) }) {
+            if let e = try profiler.topEigenvalue(seqs, tensor: name, seed: 0x4841_5751, maxIterations: profile.eigenIterations) {
+                eigen[name] = e
             }
         }
+        pipelineWire = profiler.link.wireStats
+        pipelineWire += profiler.wireStats
+        // Every rank's high-water mark and wire bytes, while the whole-model state is the largest thing held.
+        let mine = try WireMessage(kind: .scalars, shape: [2], doubles: [Double(peakResidentBytes()), Double(pipelineWire.total.wireBytes)])
+        if let all = try comm.gather(bytes: mine.encode(), root: 0) {
+            let d = try all.map { try WireMessage.decode($0).doubles() }
+            peaks = d.map { Int($0[0]) }
+            wireTotal = d.reduce(0) { $0 + Int($1[1]) }
+        }
+    } else if comm.isRoot {
+        let lm = try LlamaModel(source: source, contextLength: calibration.seqlen)
+        forwardSeconds = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen).forwardSeconds(calibration.samples[0]) ?? 0
     }
     let tLayers = Date()
     var tensors: [SensitivityStats.Tensor] = []
@@ -451,7 +498,8 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                                  hutchinsonSamples: profile.traces.contains(.hutchinson) ? min(profile.hutchinsonSamples, calibration.samples.count) : nil,
                                  cost: .init(forwardSeconds: forwardSeconds, fisherSecondsPerSequence: fisherSeconds,
                                              hutchinsonSecondsPerProbe: probeSeconds, layerPassSeconds: layerSeconds,
-                                             totalSeconds: Date().timeIntervalSince(t0)))
+                                             totalSeconds: Date().timeIntervalSince(t0), topology: topology?.description,
+                                             peakResidentBytesByRank: peaks, wireBytes: topology.map { _ in wireTotal }))
     stats.imatrix = imatrix
     if let gptq = profile.gptq {
         stats.format = .gptq

@@ -13,6 +13,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case hessian = 1, vector, scalars, tensorBytes, manifest, control
     /// One part of a quantized linear (codes, grid parameters, ggml bytes, …) on its way to rank 0.
     case quantizedLinear
+    /// A residual stream (forward) or its gradient (backward) between pipeline stages.
+    case activations
     public var description: String {
         switch self {
         case .hessian: "hessian"
@@ -22,6 +24,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .manifest: "manifest"
         case .control: "control"
         case .quantizedLinear: "quantizedLinear"
+        case .activations: "activations"
         }
     }
 }

@@ -54,7 +54,7 @@ enum JobLayout {
             Table(name: "model", groups: [ModelOptions.self], renames: ["model": "path"]),
             Table(name: "calibration", groups: [CalibrationOptions.self], renames: ["calib": "text"]),
             Table(name: "gptq", groups: [CheckpointOptions.self]),
-            Table(name: "cluster", groups: [JobOptions.self]),
+            Table(name: "cluster", groups: [JobOptions.self, TopologyOptions.self]),
             Table(name: "quantize", rest: true),
         ]
         if command == Profile.self {

@@ -13,6 +13,7 @@ struct Profile: ParsableCommand {
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var jobFile: JobOptions
     @OptionGroup var trace: TraceOptions
+    @OptionGroup var topology: TopologyOptions
     @Option(help: "The output the candidates are priced for: gguf (ggml types per tensor, the embedding too) or gptq (integer grids per block linear, fused q/k/v and gate/up tied at allocation).")
     var format: ExportFormat = .gguf
     @OptionGroup var checkpoint: CheckpointOptions
@@ -55,6 +56,7 @@ struct Profile: ParsableCommand {
         job.profile = trace.options(traces: try traceSet())
         job.profile.eigenvalueTensors = eigenvalues?.split(separator: ",").map(String.init) ?? []
         job.profile.eigenIterations = eigenIterations
+        topology.apply(to: &job.profile)
         if format == .gptq { job.profile.gptq = checkpoint.options(descAct: actOrder) }
         let comm = try launchedComm()
         try jobFile.checkRanks(comm)
@@ -73,6 +75,10 @@ struct Profile: ParsableCommand {
                            h, n, h / Double(n) / c.forwardSeconds)
         }
         print(cost + String(format: "; layer Hessians and pricing %.1f s", c.layerPassSeconds))
+        if let t = c.topology {
+            let peaks = (c.peakResidentBytesByRank ?? []).map { String(format: "%.0f", Double($0) / 1_048_576) }
+            print("whole-model passes on \(t): peak memory per rank \(peaks.joined(separator: ", ")) MiB; \(c.wireBytes ?? 0) bytes on the wire")
+        }
         print("wrote \(out): \(s.tensors.count) tensors (\(s.format.rawValue))")
     }
 }

@@ -42,6 +42,7 @@ struct Quantize: ParsableCommand {
 
     @OptionGroup var budget: BudgetOptions
     @OptionGroup var traces: TraceOptions
+    @OptionGroup var topology: TopologyOptions
     @Option(help: "With --target-bpw/--target-size: allocate from this `hessdist profile` statistics file instead of profiling (the calibration options then only feed GPTQ).")
     var stats: String?
 
@@ -83,7 +84,9 @@ struct Quantize: ParsableCommand {
         job.options.importanceFit = importanceFit ?? (method == .gptq)
         job.options.shrink = shrink
         job.options.microBatch = calibration.microBatch
-        job.mixed = try budget.options(profile: traces.options(traces: []))
+        var profile = traces.options(traces: [])
+        topology.apply(to: &profile)
+        job.mixed = try budget.options(profile: profile)
         job.statsPath = stats
         job.resume = resume
         let comm = try launchedComm()

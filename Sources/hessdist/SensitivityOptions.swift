@@ -65,6 +65,27 @@ struct TraceOptions: ParsableArguments {
     }
 }
 
+/// How the ranks are laid out for the whole-model passes (Fisher, Hutchinson, eigenvalues): shared by
+/// profile and quantize --target-bpw. The layer-Hessian pass and GPTQ are data parallel over every rank.
+struct TopologyOptions: ParsableArguments {
+    @Option(help: "Pipeline stages of the whole-model passes: a divisor of the rank count (ranks = stages × replicas), each stage a balanced range of blocks, the embedding and head on the first; or auto (default): data parallel unless a whole model's training state does not fit in --memory-per-rank.")
+    var stages = "auto"
+    @Option(help: "With --stages auto: memory in GiB one rank may use for the whole-model passes (default: 80% of this machine's memory over the ranks on it).")
+    var memoryPerRank: Double?
+
+    var stageCount: Int? { Int(stages) }
+
+    func validate() throws {
+        guard stages == "auto" || (stageCount ?? 0) >= 1 else { throw ValidationError("--stages \(stages): expected auto or a positive number of stages") }
+        if let m = memoryPerRank, !(m > 0 && m.isFinite) { throw ValidationError("--memory-per-rank \(m): expected a positive number of GiB") }
+    }
+
+    func apply(to p: inout ProfileOptions) {
+        p.stages = stageCount
+        p.memoryPerRank = memoryPerRank.map { Int($0 * 1_073_741_824) }
+    }
+}
+
 /// A mixed-precision budget: shared by allocate and quantize.
 struct BudgetOptions: ParsableArguments {
     @Option(help: "Mixed precision: the whole file at most this many bits per weight (file bytes × 8 / parameters).")

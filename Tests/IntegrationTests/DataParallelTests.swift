@@ -73,31 +73,38 @@ import Node
         try sameBytesForAnyRankCount(Self.calib + ["--micro-batch", "2", "--format", "gptq", "--group-size=-1", "--target-bpw", "9.2"])
     }
 
-    /// `profile` under mpirun: Fisher sequences and Hutchinson per-sequence products split over the ranks
-    /// (5 and 3 sequences: uneven for 2 and 4 ranks, and idle ranks at 4), only per-tensor scalars
-    /// gathered; every statistic is the same bits as one process (timings aside).
+    /// `profile` under mpirun: Fisher sequences and Hutchinson per-sequence products split over the replicas
+    /// (5 and 3 sequences: uneven for 2 and 4, and idle replicas at 4), only per-tensor scalars gathered;
+    /// with pipeline stages the residual stream and its gradient pass between the stages (the tied
+    /// embedding / head on stage 0), and the eigenvalues' power iterations run on replica 0's stages.
+    /// Every statistic is the same bits as one process (timings aside).
     @Test func profileStatistics() throws {
-        func stats(np: Int) throws -> (json: Data, tensors: [String: Data], traced: Int) {
-            let dir = try TestData.tempDir("prof\(np)")
+        func stats(np: Int, stages: Int = 1) throws -> (json: Data, tensors: [String: Data], traced: Int, eigen: Int, topology: String) {
+            let dir = try TestData.tempDir("prof\(np)x\(stages)")
             let out = dir.appendingPathComponent("stats.safetensors").path
             let cmd = ["profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson",
-                       "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12", "--out", out] + Self.calib
+                       "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12",
+                       "--eigenvalues", "blk.1.attn_q,blk.4.attn_k,token_embd", "--eigen-iterations", "4",
+                       "--stages", "\(stages)", "--out", out] + Self.calib
             try runHessdist(np: np, cmd, env: Self.env)
             let f = try SafetensorsFile(path: out)
             var json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
+            let topology = (json["cost"] as! [String: Any])["topology"] as! String
             json["cost"] = nil
-            let traced = (json["tensors"] as! [[String: Any]]).filter {
-                $0["hutchinson"] != nil && $0["fisher"] != nil && (($0["fisherRowBlocks"] as? [Any])?.count ?? 0) >= 1 }.count
+            let list = json["tensors"] as! [[String: Any]]
+            let traced = list.filter { $0["hutchinson"] != nil && $0["fisher"] != nil && (($0["fisherRowBlocks"] as? [Any])?.count ?? 0) >= 1 }.count
             var tensors: [String: Data] = [:]
             for t in f.tensors { tensors[t.name] = try f.withTensorBytes(t.name) { Data($0) } }
-            return (try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), tensors, traced)
+            return (try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), tensors, traced,
+                    list.filter { $0["topEigenvalue"] != nil }.count, topology)
         }
         let base = try stats(np: 0)
-        #expect(base.traced == 31)
-        for np in [1, 2, 4] {
-            let got = try stats(np: np)
-            #expect(got.json == base.json, "np \(np): the statistics differ")
-            #expect(got.tensors == base.tensors, "np \(np): the imatrices differ")
+        #expect(base.traced == 31 && base.eigen == 3)
+        for (np, stages) in [(1, 1), (2, 1), (4, 1), (2, 2), (4, 2), (4, 4)] {
+            let got = try stats(np: np, stages: stages)
+            #expect(got.topology.hasPrefix("\(stages) stage"), "np \(np): \(got.topology)")
+            #expect(got.json == base.json, "np \(np), \(stages) stages: the statistics differ")
+            #expect(got.tensors == base.tensors, "np \(np), \(stages) stages: the imatrices differ")
         }
     }
 

@@ -128,7 +128,7 @@ import Testing
     }
 }
 
-/// Every message kind survives a round trip (quantizedLinear is the newest), float payloads keep their
+/// Every message kind survives a round trip (activations is the newest), float payloads keep their
 /// bits through the bulk little-endian copy, and byte counters add up per kind.
 @Suite struct WireKindTests {
     @Test func everyKindRoundTrips() throws {
@@ -137,7 +137,7 @@ import Testing
             let back = try WireMessage.decode(m.encode())
             #expect(back == m && back.kind == kind && "\(kind)" != "")
         }
-        #expect(MessageKind(rawValue: 7) == .quantizedLinear)
+        #expect(MessageKind(rawValue: 7) == .quantizedLinear && MessageKind(rawValue: 8) == .activations)
     }
 
     @Test func floatPayloadsAreLittleEndianBitExact() throws {

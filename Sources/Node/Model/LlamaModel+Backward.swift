@@ -40,13 +40,11 @@ public final class TrainingActivations: @unchecked Sendable {
         subscript(_ li: Int) -> UnsafeMutablePointer<Float> { base + li * stride }
     }
 
-    public init(config c: ModelConfig, layers L: Int, B: Int, T: Int) {
-        self.B = B
-        self.T = T
-        self.L = L
-        let N = B * T, C = c.dim, QD = c.qDim, KVD = c.kvDim, H = c.hiddenDim, V = c.vocabSize
-        targets = [Int32](repeating: -1, count: N)
-        tokens = [Int32](repeating: 0, count: N)
+    /// The two arenas' layouts; without the head (a pipeline stage other than the first) its buffers
+    /// (the final norm, the (B,T,V) probabilities and logit gradients) are empty.
+    static func layouts(config c: ModelConfig, layers L: Int, B: Int, T: Int, head: Bool)
+        -> (acts: BufferLayout, perLayer: [(String, Int)], grads: BufferLayout) {
+        let N = B * T, C = c.dim, QD = c.qDim, KVD = c.kvDim, H = c.hiddenDim, V = head ? c.vocabSize : 0, NH = head ? N : 0
         var layout = BufferLayout()
         let perLayer: [(String, Int)] = [
             ("attnNorm", N * C), ("attnRstd", N), ("q", N * QD), ("k", N * KVD), ("v", N * KVD), ("atty", N * QD),
@@ -54,10 +52,33 @@ public final class TrainingActivations: @unchecked Sendable {
         ]
         layout.add("residual", (L + 1) * N * C)
         for (name, size) in perLayer { layout.add(name, L * size) }
-        for (name, size) in [("outNorm", N * C), ("outRstd", N), ("probs", N * V), ("losses", N),
+        for (name, size) in [("outNorm", NH * C), ("outRstd", NH), ("probs", NH * V), ("losses", NH),
                              ("proj", N * C), ("attScratch", 2 * T * T)] {
             layout.add(name, size)
         }
+        var glayout = BufferLayout()
+        let gradSizes: [(String, Int)] = [
+            ("dresidual", N * C), ("dxn", N * C), ("dq", N * QD), ("dk", N * KVD), ("dv", N * KVD), ("datty", N * QD),
+            ("dgate", N * H), ("dup", N * H), ("dhid", N * H), ("dlogits", NH * V), ("dlosses", NH),
+        ]
+        for (name, size) in gradSizes { glayout.add(name, size) }
+        return (layout, perLayer, glayout)
+    }
+
+    /// Floats both arenas hold for this shape.
+    public static func floatCount(config c: ModelConfig, layers L: Int, B: Int, T: Int, head: Bool) -> Int {
+        let l = layouts(config: c, layers: L, B: B, T: T, head: head)
+        return l.acts.total + l.grads.total
+    }
+
+    public init(config c: ModelConfig, layers L: Int, B: Int, T: Int, head: Bool = true) {
+        self.B = B
+        self.T = T
+        self.L = L
+        let N = B * T, C = c.dim
+        targets = [Int32](repeating: -1, count: N)
+        tokens = [Int32](repeating: 0, count: N)
+        let (layout, perLayer, glayout) = Self.layouts(config: c, layers: L, B: B, T: T, head: head)
         let a = FloatBuffer(count: layout.total)
         arena = a
         func p(_ n: String) -> UnsafeMutablePointer<Float> { a.view(layout.offset(n), layout.sizes[n]!) }
@@ -70,12 +91,6 @@ public final class TrainingActivations: @unchecked Sendable {
         outNorm = p("outNorm"); outRstd = p("outRstd"); probs = p("probs"); losses = p("losses")
         proj = p("proj"); attScratch = p("attScratch")
 
-        var glayout = BufferLayout()
-        let gradSizes: [(String, Int)] = [
-            ("dresidual", N * C), ("dxn", N * C), ("dq", N * QD), ("dk", N * KVD), ("dv", N * KVD), ("datty", N * QD),
-            ("dgate", N * H), ("dup", N * H), ("dhid", N * H), ("dlogits", N * V), ("dlosses", N),
-        ]
-        for (name, size) in gradSizes { glayout.add(name, size) }
         let g = FloatBuffer(count: glayout.total)
         gradArena = g
         func gp(_ n: String) -> UnsafeMutablePointer<Float> { g.view(glayout.offset(n), glayout.sizes[n]!) }
@@ -247,7 +262,10 @@ extension LlamaModel {
     }
 }
 
-/// The whole model's loss and gradients on one node, for batches of a fixed (B,T).
+/// The loss and gradients of the whole model for batches of a fixed (B,T): on one node, or with `link`
+/// on one stage of a pipeline replica (`PipelineTopology`), every stage of the replica calling the same
+/// passes in the same order with the same tokens. The stages compute exactly the kernels one node would,
+/// on the same floats, so each stage's gradients are the same bits as the whole model's.
 /// loss = mean over the B·(T−1) next-token predictions of −log softmax(logits)[next token].
 public final class GradientPass: @unchecked Sendable {
     public let model: LlamaModel
@@ -256,12 +274,21 @@ public final class GradientPass: @unchecked Sendable {
     public let acts: TrainingActivations
     /// ∂loss/∂params, laid out like the model's parameters (view a tensor with `gradient(_:)`).
     public let grads: FloatBuffer
+    /// This stage's neighbours; nil or one stage: the whole model is here.
+    public let link: StageLink?
 
     /// `grads`: an arena from `model.makeGradients()` to share with other passes (e.g. micro-batches of
     /// another size accumulating one data set's gradient); a new one by default.
-    public init(model: LlamaModel, B: Int, T: Int, grads: FloatBuffer? = nil) throws {
-        guard model.hasEmbedding && model.hasHead && model.layers == 0..<model.config.nLayers else {
-            throw ModelRuntimeError.shape("GradientPass needs the whole model on one node (held blocks \(model.layers))")
+    public init(model: LlamaModel, B: Int, T: Int, grads: FloatBuffer? = nil, link: StageLink? = nil) throws {
+        if let link, link.isPipelined {
+            let s = link.stage, want = link.topology.blocks[s]
+            guard model.layers == want, model.hasEmbedding == (s == 0), model.hasHead == (s == 0) else {
+                throw ModelRuntimeError.shape("GradientPass: stage \(s) of \(link.topology) must hold blocks \(want)\(s == 0 ? " with the embedding and head" : ""); this node holds \(model.layers) (embedding \(model.hasEmbedding), head \(model.hasHead))")
+            }
+        } else {
+            guard model.hasEmbedding && model.hasHead && model.layers == 0..<model.config.nLayers else {
+                throw ModelRuntimeError.shape("GradientPass needs the whole model on one node (held blocks \(model.layers)) or a pipeline link")
+            }
         }
         guard B >= 1, T >= 2, T <= model.rope.T else {
             throw ModelRuntimeError.shape("GradientPass: B = \(B), T = \(T); expected B >= 1 and 2 <= T <= \(model.rope.T) (the RoPE table)")
@@ -269,28 +296,51 @@ public final class GradientPass: @unchecked Sendable {
         self.model = model
         self.B = B
         self.T = T
-        acts = TrainingActivations(config: model.config, layers: model.layers.count, B: B, T: T)
+        self.link = link?.isPipelined == true ? link : nil
+        acts = TrainingActivations(config: model.config, layers: model.layers.count, B: B, T: T, head: model.hasHead)
         if let grads { precondition(grads.count == model.layout.total, "a gradient arena of another model") }
         self.grads = grads ?? model.makeGradients()
     }
 
+    var streamShape: [Int] { [B, T, model.config.dim] }
+
     public func zeroGradients() { grads.buffer.update(repeating: 0) }
 
-    /// Forward only: Σ of the next-token losses of `tokens` (B,T) (no gradient).
+    /// Forward only: Σ of the next-token losses of `tokens` (B,T) (no gradient); 0 on a stage other
+    /// than the first (the head is on stage 0).
     public func lossSum(tokens: [Int32]) throws -> Double {
-        try model.embedForward(acts, tokens: tokens)
+        link?.beginPass()
+        if model.hasEmbedding {
+            try model.embedForward(acts, tokens: tokens)
+        } else {
+            try link!.receive(into: acts.residual[0], shape: streamShape, forward: true)
+        }
         for l in model.layers { model.blockForward(l, acts) }
+        if let link {
+            // Round the ring: the last stage's output comes back to stage 0 for the head (residual[L] of
+            // stage 0 is free once sent: the backward pass does not read a block's output).
+            try link.send(acts.residual[acts.L], shape: streamShape, forward: true)
+            guard link.isFirstStage else { return 0 }
+            try link.receive(into: acts.residual[acts.L], shape: streamShape, forward: true)
+        }
         return model.headForward(acts)
     }
 
-    /// grads += `weight` · ∂(Σ next-token losses of `tokens` (B,T))/∂params; returns that Σ (in Double).
+    /// grads += `weight` · ∂(Σ next-token losses of `tokens` (B,T))/∂params; returns that Σ (in Double;
+    /// 0 on a stage other than the first).
     /// Accumulating batches with weight 1/(total predictions) gives the gradient of a data set's mean loss.
     @discardableResult
     public func accumulate(tokens: [Int32], weight: Float) throws -> Double {
         let sum = try lossSum(tokens: tokens)
-        model.headBackward(acts, grads: grads, weight: weight)
+        if model.hasHead { model.headBackward(acts, grads: grads, weight: weight) }
+        if let link {
+            // Stage 0 sends the head's gradient to the last stage, then waits for its own blocks' output gradient.
+            if link.isFirstStage { try link.send(acts.dresidual, shape: streamShape, forward: false) }
+            try link.receive(into: acts.dresidual, shape: streamShape, forward: false)
+        }
         for l in model.layers.reversed() { model.blockBackward(l, acts, grads: grads) }
-        model.embedBackward(acts, grads: grads)
+        if let link, !link.isFirstStage { try link.send(acts.dresidual, shape: streamShape, forward: false) }
+        if model.hasEmbedding { model.embedBackward(acts, grads: grads) }
         return sum
     }
 
