@@ -6,7 +6,8 @@
 # (PEERS, `llama-quantize --imatrix` with llama-imatrix on the same calibration text, `llama-perplexity`).
 # Calibration: tiny shakespeare, NSAMPLES × SEQLEN.
 # Usage: scripts/bench-mixed.sh [BPW...]   (default 4.0 4.5 5.0 5.5)
-#   SENSITIVITIES="size-only hessian-error fisher hutchinson"  UNIFORM="Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0"
+#   SENSITIVITIES="size-only hessian-error fisher hutchinson kfac" (S:rtn prices by round-to-nearest errors
+#   instead of GPTQ's, e.g. fisher:rtn)  UNIFORM="Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0"
 #   PEERS="Q3_K_M Q4_K_S Q4_K_M Q5_K_S"  STATS=file (reuse a profile)  PROFILE_ARGS (e.g. "--max-probes 20")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,18 +68,20 @@ echo '| plan | file bytes | bits/weight | types | PPL | mean KL vs original | qu
 echo '| --- | --- | --- | --- | --- | --- | --- |'
 for B in "${BPWS[@]}"; do
   for S in $SENSITIVITIES; do
-    F="$OUT/smol-mixed-$B-$S.gguf"
+    F="$OUT/smol-mixed-$B-${S/:/-}.gguf"
+    ERR=(); [[ $S == *:* ]] && ERR=(--errors "${S##*:}")
     /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" --stats "$STATS" \
-      --target-bpw "$B" --sensitivity "$S" --out "$F" >/dev/null 2>"$OUT/q.err" \
+      --target-bpw "$B" --sensitivity "${S%%:*}" "${ERR[@]}" --out "$F" >/dev/null 2>"$OUT/q.err" \
       || { echo "| mixed $B, $S | failed: $(tail -1 "$OUT/q.err") | | | | | |"; continue; }
     MIX=$(python3 -c '
 import json, sys
 a = json.load(open(sys.argv[1]))["allocation"]
+errors = a.get("errors", "rtn")
 types = {}
 for t in a["tensors"]:
     types[t["chosen"]] = types.get(t["chosen"], 0) + 1
 emb = [t["chosen"] for t in a["tensors"] if t["name"] == "token_embd.weight"]
-print(", ".join("%s×%d" % kv for kv in sorted(types.items())) + ("; embedding " + emb[0] if emb else ""))' "$F.report.json")
+print(", ".join("%s×%d" % kv for kv in sorted(types.items())) + ("; embedding " + emb[0] if emb else "") + "; " + errors + " errors")' "$F.report.json")
     SIZE=$(stat -c %s "$F")
     echo "| mixed $B, $S | $SIZE | $(bpw $SIZE) | $MIX | $(eval_row "$F") | $(cat "$OUT/q") |"
   done

@@ -26,13 +26,27 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// (Rademacher probes, two gradient passes per probe). A negative estimate (a saddle direction, or
     /// noise) is floored at 0.
     case hutchinson
+    /// The empirical Fisher of a linear layer factored as K-FAC does, (input covariance) ⊗ (output-gradient
+    /// covariance), with the output-gradient factor taken isotropic (β·I): the loss damage of ΔW is then
+    /// ∝ β · tr(ΔW H ΔWᵀ), the layer error weighted by how much the loss cares about the layer's output,
+    /// β = Tr(F_b) / (Tr(H_b) · rows_b) from the Fisher trace and the layer Hessian's trace (tr F =
+    /// tr H · tr(β·I) under the factorization). HAWQ-Fisher is the special case H ∝ I, where tr(ΔW H ΔWᵀ)
+    /// is ‖ΔW‖² scaled; this one also sees which input directions the rounding error falls on. A tensor
+    /// without a layer Hessian (an untied embedding) falls back to HAWQ-Fisher.
+    case kfac
     /// No sensitivity: the largest uniform type that fits, then single tensors one type up in name order
     /// while they fit (`BitAllocationProblem.sizeOnlyBaseline`). The baseline the others must beat; the
     /// report's costs are the hessian-error ones.
     case sizeOnly = "size-only"
 
-    /// The loss-Hessian trace this model needs estimated, if any.
-    public var needsTrace: Bool { self == .fisher || self == .hutchinson }
+    /// The loss-Hessian trace this model needs estimated, if any (`.fisher` or `.hutchinson`).
+    public var trace: SensitivityModel? {
+        switch self {
+        case .fisher, .kfac: .fisher
+        case .hutchinson: .hutchinson
+        case .hessianError, .sizeOnly: nil
+        }
+    }
 }
 
 /// What profiling measures and how hard it tries.
@@ -70,6 +84,9 @@ public struct ProfileOptions: Sendable {
     /// Memory one rank may use for the whole-model passes when choosing the stages; nil: 80% of this
     /// machine's memory shared by the ranks on it (`OMPI_COMM_WORLD_LOCAL_SIZE`), decided on rank 0.
     public var memoryPerRank: Int? = nil
+    /// Also price every block linear's candidates by GPTQ's own result on them (one GPTQ solve per
+    /// candidate, with the job's solver settings), not only by round-to-nearest.
+    public var gptqErrors = true
     public init() {}
 
     /// Parameter-sized arenas the whole-model passes need besides the weights: the gradient, and for
@@ -122,6 +139,9 @@ public struct MixedPrecisionOptions: Sendable {
     /// Tensors the solver may not choose for, with their candidate label (a ggml type name such as
     /// "Q8_0", or `gptqLabel(bits:)` such as "int8").
     public var pinned: [String: String] = [:]
+    /// Which rounding the candidates' errors come from: GPTQ's (what quantize writes) or round-to-nearest.
+    /// nil: GPTQ's where the statistics have them.
+    public var errors: CandidateErrors? = nil
     /// GPTQ: the checkpoint settings the plan is laid out for (nil: those the statistics were profiled
     /// for). `quantize` passes its own, so its plan is exact for the files it writes.
     public var checkpoint: GPTQCheckpointOptions? = nil
@@ -129,6 +149,14 @@ public struct MixedPrecisionOptions: Sendable {
     public var frontier: [Double] = stride(from: 4.0, through: 9.0, by: 0.25).map { $0 }
     public init(budget: FileBudget) { self.budget = budget }
     public init(targetBitsPerWeight: Double) { self.budget = .bitsPerWeight(targetBitsPerWeight) }
+}
+
+/// The rounding whose damage prices a candidate.
+public enum CandidateErrors: String, Sendable, Codable, CaseIterable {
+    /// GPTQ's result on the candidate's grid: the error the quantized file will have.
+    case gptq
+    /// Round-to-nearest (with the imatrix where the type searches with one).
+    case rtn
 }
 
 /// Everything the allocation needs, from one profiling pass: written by `hessdist profile`, read by
@@ -145,6 +173,10 @@ public struct SensitivityStats: Sendable, Codable {
         public var layerError: Double
         /// ‖Q(W) − W‖².
         public var squaredError: Double
+        /// The same two errors with Q from GPTQ (the solver settings of the profile's job) instead of
+        /// round-to-nearest: what the quantizer will really leave, when profiled with `gptqErrors`.
+        public var gptqLayerError: Double? = nil
+        public var gptqSquaredError: Double? = nil
     }
     public struct Tensor: Sendable, Codable {
         public var name: String
@@ -289,6 +321,8 @@ public struct AllocationReport: Sendable, Codable {
         public var types: [String: Int]
     }
     public var sensitivity: String
+    /// "gptq" or "rtn": the rounding whose errors priced the candidates.
+    public var errors: String? = nil
     /// "gguf" or "gptq": what the plan's bytes are laid out for.
     public var format: String
     public var targetBitsPerWeight: Double
@@ -359,6 +393,9 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
         let lm = try LlamaModel(source: source, layers: t.blocks[stage], embedding: stage == 0, head: stage == 0,
                                 contextLength: calibration.seqlen)
         let profiler = try SensitivityProfiler(model: lm, seqlen: calibration.seqlen, comm: comm, topology: t)
+        if let fault = try InjectedFault.fromEnvironment(), fault.rank == comm.rank, let seq = fault.fisherSequence {
+            profiler.beforeFisherSequence = { s in if s == seq { try fault.fire() } }
+        }
         if let f = try profiler.forwardSeconds(calibration.samples[0]) { forwardSeconds = f }
         if profile.traces.contains(.fisher) {
             let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
@@ -402,6 +439,17 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     var imatrix: [[Float]] = []
     // One tensor's candidates: bytes and damage. `inputError` adds the embedding's error as the first
     // residual stream, from each candidate's dequantized rows.
+    let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder,
+                      shrink: options.shrink)
+    // GPTQ's error on a candidate grid, for block linears (the embedding is quantized by round-to-nearest).
+    func gptqErrors(_ W: [Float], _ H: LayerHessian?, _ hMean: [Float]?, rows: Int, cols: Int,
+                    grid: some QuantGrid) throws -> (layer: Double, squared: Double)? {
+        guard profile.gptqErrors, let H, let hMean else { return nil }
+        let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid, importance: options.importanceFit ? H.diagonal : nil)
+        var d2 = 0.0
+        for k in 0..<(rows * cols) { let d = Double(W[k] - r.Q[k]); d2 += d * d }
+        return (layerError(W: W, Q: r.Q, H: hMean, rows: rows, cols: cols), d2)
+    }
     func price(_ name: String, _ W: [Float], _ H: LayerHessian?, inputError: (([Float]) -> Double)? = nil) throws {
         guard let shape = shapes[name] else { return }
         let rows = shape[0], cols = shape[1]
@@ -419,8 +467,9 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                 var d2 = 0.0
                 for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
                 let err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
+                let g = try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: grid)
                 candidates.append(.init(type: gptqLabel(bits: bits), bytes: gptqModuleDataBytes(rows: rows, cols: cols, grid: grid),
-                                        layerError: err, squaredError: d2))
+                                        layerError: err, squaredError: d2, gptqLayerError: g?.layer, gptqSquaredError: g?.squared))
             }
         }
         for type in profile.candidates where profile.gptq == nil && cols % type.blockSize == 0 {
@@ -434,8 +483,9 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
             var err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
             if let inputError { err += inputError(Q) }
+            let g = inputError == nil ? try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: try GGMLGrid(type: type)) : nil
             candidates.append(.init(type: type.description, bytes: layout!.dataBytes(type, elements: rows * cols)!,
-                                    layerError: err, squaredError: d2))
+                                    layerError: err, squaredError: d2, gptqLayerError: g?.layer, gptqSquaredError: g?.squared))
         }
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
         guard !candidates.isEmpty else { return }
@@ -541,6 +591,12 @@ public func allocateMixedPrecision(stats: SensitivityStats,
     let tied = Set(ties.joined())
     var fixed = stats.fixedBytes
     var items: [AllocationItem] = []
+    // GPTQ's errors where the profile has them, unless round-to-nearest is asked for.
+    let hasGPTQErrors = stats.tensors.contains { $0.candidates.contains { $0.gptqLayerError != nil } }
+    let errors = mixed.errors ?? (hasGPTQErrors ? .gptq : .rtn)
+    if errors == .gptq && !hasGPTQErrors {
+        throw MixedPrecisionError.budget("--errors gptq: the statistics of \(stats.model) have no GPTQ errors (hint: profile again without --no-gptq-errors, or allocate with --errors rtn)")
+    }
     var traces: [TraceEstimate] = []
     for t in stats.tensors {
         if let pin = mixed.pinned[t.name] {
@@ -554,21 +610,31 @@ public func allocateMixedPrecision(stats: SensitivityStats,
             }
         }
         let trace: TraceEstimate?
-        switch mixed.sensitivity {
+        switch mixed.sensitivity.trace {
         case .fisher: trace = t.fisher
         case .hutchinson: trace = t.hutchinson
-        case .hessianError, .sizeOnly: trace = nil
+        default: trace = nil
         }
-        if mixed.sensitivity.needsTrace {
+        if let kind = mixed.sensitivity.trace {
             guard let trace else {
-                throw MixedPrecisionError.budget("--sensitivity \(mixed.sensitivity.rawValue): the statistics have no \(mixed.sensitivity.rawValue) trace for \(t.name) (hint: profile with --traces \(mixed.sensitivity.rawValue))")
+                throw MixedPrecisionError.budget("--sensitivity \(mixed.sensitivity.rawValue): the statistics have no \(kind.rawValue) trace for \(t.name) (hint: profile with --traces \(kind.rawValue))")
             }
             traces.append(trace)
         }
-        let n = Double(t.shape.reduce(1, *))
+        let n = Double(t.shape.reduce(1, *)), rows = Double(t.shape[0])
         items.append(AllocationItem(name: t.name, choices: t.candidates.map { c in
-            AllocationChoice(label: c.type, bytes: c.bytes,
-                             cost: trace.map { max(0, $0.mean) / n * c.squaredError } ?? c.layerError)
+            // The embedding has no GPTQ errors: it is quantized by round-to-nearest.
+            let layer = errors == .gptq ? c.gptqLayerError ?? c.layerError : c.layerError
+            let squared = errors == .gptq ? c.gptqSquaredError ?? c.squaredError : c.squaredError
+            let cost: Double
+            if let trace, mixed.sensitivity == .kfac, t.inputTrace > 0 {
+                cost = max(0, trace.mean) / (t.inputTrace * rows) * layer
+            } else if let trace {
+                cost = max(0, trace.mean) / n * squared
+            } else {
+                cost = layer
+            }
+            return AllocationChoice(label: c.type, bytes: c.bytes, cost: cost)
         }, pinned: mixed.pinned[t.name]))
     }
     let budgetBytes = mixed.budget.bytes(parameters: stats.parameters)
@@ -646,13 +712,14 @@ public func allocateMixedPrecision(stats: SensitivityStats,
     }
     // What the plan does not choose, from the exact size: headers, configs, dense tensors, pins.
     let chosenBytes = items.reduce(0) { sum, item in sum + item.choices.first { $0.label == plan.labels[item.name] }!.bytes }
-    let report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, format: stats.format.rawValue,
+    var report = AllocationReport(sensitivity: mixed.sensitivity.rawValue, format: stats.format.rawValue,
                                   targetBitsPerWeight: Double(budgetBytes * 8) / params,
                                   budgetBytes: budgetBytes, solverBudgetBytes: chosen.solverBudget, ties: ties,
                                   fixedBytes: chosen.bytes - chosenBytes, plannedFileBytes: chosen.bytes,
                                   totalCost: plan.totalCost, optimal: plan.isOptimal, lowerBound: plan.lowerBound,
                                   tensors: tensors, frontier: frontier, traces: traces.isEmpty ? nil : traces,
                                   profileSeconds: stats.cost.totalSeconds)
+    report.errors = errors.rawValue
     return (types, report)
 }
 

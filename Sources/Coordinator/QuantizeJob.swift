@@ -145,7 +145,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
         } else {
             guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
             var profile = mixed.profile
-            if mixed.sensitivity.needsTrace { profile.traces.insert(mixed.sensitivity) }
+            if let trace = mixed.sensitivity.trace { profile.traces.insert(trace) }
             if job.format == .gptq { profile.gptq = checkpoint }
             stats = try profileSensitivity(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
                                            calibrationDescription: calibrationDescription, options: job.options,

@@ -242,26 +242,33 @@ public struct QuantizeStageError: Error, CustomStringConvertible {
 /// `HESSDIST_FAULT=RANK:BLOCK:GROUP` in the environment, that rank throws this when it reaches that
 /// group (GROUP 0 q/k/v, 1 o, 2 gate/up, 3 down) in the quantizing pass (`injectsFaults`). `RANK:BLOCK:GROUP:kill` makes it SIGKILL itself there
 /// instead: no error path, no cleanup, as when a job is killed; blocks before BLOCK are checkpointed by
-/// then, so `RANK:k+1:0:kill` is "killed after block k" for the `--resume` tests.
+/// then, so `RANK:k+1:0:kill` is "killed after block k" for the `--resume` tests. `RANK:fisher:S[:kill]`
+/// fires instead when that rank starts Fisher sequence S of a profile (a stage of a pipeline, say).
 public struct InjectedFault: Error, CustomStringConvertible {
     public static let variable = "HESSDIST_FAULT"
     public let rank: Int
     public let block: Int
     public let group: Int
     public var kill = false
+    /// Set for `RANK:fisher:S`: the Fisher sequence (block and group are then −1).
+    public var fisherSequence: Int? = nil
     public var description: String {
-        "injected fault (\(Self.variable)=\(rank):\(block):\(group)\(kill ? ":kill" : "")); unset \(Self.variable) to run normally"
+        let at = fisherSequence.map { "fisher:\($0)" } ?? "\(block):\(group)"
+        return "injected fault (\(Self.variable)=\(rank):\(at)\(kill ? ":kill" : "")); unset \(Self.variable) to run normally"
     }
 
     /// nil when the variable is unset; a malformed value is an error (a typo must not silently test nothing).
-    static func fromEnvironment() throws -> InjectedFault? {
+    public static func fromEnvironment() throws -> InjectedFault? {
         guard let v = ProcessInfo.processInfo.environment[variable], !v.isEmpty else { return nil }
         var fields = v.split(separator: ":", omittingEmptySubsequences: false)
         let kill = fields.count == 4 && fields[3] == "kill"
         if kill { fields.removeLast() }
+        if fields.count == 3, fields[1] == "fisher", let r = Int(fields[0]), let seq = Int(fields[2]), r >= 0, seq >= 0 {
+            return InjectedFault(rank: r, block: -1, group: -1, kill: kill, fisherSequence: seq)
+        }
         let p = fields.map { Int($0) }
         guard p.count == 3, let r = p[0], let b = p[1], let g = p[2], r >= 0, b >= 0, (0...3).contains(g) else {
-            throw CalibrationError.invalid("\(variable)=\(v): expected RANK:BLOCK:GROUP[:kill] with GROUP 0...3")
+            throw CalibrationError.invalid("\(variable)=\(v): expected RANK:BLOCK:GROUP[:kill] with GROUP 0...3, or RANK:fisher:SEQUENCE[:kill]")
         }
         return InjectedFault(rank: r, block: b, group: g, kill: kill)
     }

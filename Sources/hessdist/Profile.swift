@@ -32,7 +32,7 @@ struct Profile: ParsableCommand {
     func traceSet() throws -> Set<SensitivityModel> {
         var out: Set<SensitivityModel> = []
         for t in traces.split(separator: ",").map(String.init) where t != "none" {
-            guard let m = SensitivityModel(rawValue: t), m.needsTrace else {
+            guard let m = SensitivityModel(rawValue: t), m.trace == m else {
                 throw ValidationError("--traces: '\(t)' is not fisher or hutchinson")
             }
             out.insert(m)
@@ -53,6 +53,9 @@ struct Profile: ParsableCommand {
         job.seqlen = calibration.seqlen
         job.seed = calibration.seed
         job.options.microBatch = calibration.microBatch
+        // GPTQ errors are priced with quantize's default solver settings (what `quantize --stats` runs).
+        job.options.shrink = SequentialOptions.defaultShrink
+        job.options.importanceFit = true
         job.profile = trace.options(traces: try traceSet())
         job.profile.eigenvalueTensors = eigenvalues?.split(separator: ",").map(String.init) ?? []
         job.profile.eigenIterations = eigenIterations

@@ -34,6 +34,8 @@ struct TraceOptions: ParsableArguments {
     var hutchinsonSamples = 4
     @Option(help: "Hutchinson traces: probes at most (PyHessian's 1e-3 stop rule may end earlier, after 10).")
     var maxProbes = 30
+    @Flag(inversion: .prefixedNo, help: "Price every block linear's candidates by GPTQ's result on them too (one GPTQ solve per candidate with this job's solver settings), not only by round-to-nearest; the allocation then uses the errors the quantized file will have.")
+    var gptqErrors = true
 
     func validate() throws {
         guard fisherRowBlock >= 0 else { throw ValidationError("--fisher-row-block \(fisherRowBlock): expected >= 0 (0: whole tensors)") }
@@ -61,6 +63,7 @@ struct TraceOptions: ParsableArguments {
         p.fisherRowBlock = fisherRowBlock
         p.hutchinsonSamples = hutchinsonSamples
         p.maxProbes = maxProbes
+        p.gptqErrors = gptqErrors
         return p
     }
 }
@@ -92,8 +95,10 @@ struct BudgetOptions: ParsableArguments {
     var targetBpw: Double?
     @Option(help: "Mixed precision: the whole file at most this many bytes.")
     var targetSize: Int?
-    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
+    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace), kfac (the layer error tr(ΔW H ΔWᵀ) weighted by Tr(F)/(Tr(H)·rows), the Fisher factored as K-FAC does), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
     var sensitivity: SensitivityModel = .fisher
+    @Option(help: "The rounding whose errors price the candidates: gptq (what quantize writes; the default when the statistics have them) or rtn (round-to-nearest).")
+    var errors: CandidateErrors?
     @Option(help: "Fix a tensor's type, NAME=TYPE (repeatable), e.g. token_embd.weight=Q8_0, or for GPTQ blk.0.attn_v.weight=int8 (its tied q/k follow).")
     var pin: [String] = []
 
@@ -134,6 +139,7 @@ struct BudgetOptions: ParsableArguments {
         guard let budget else { return nil }
         var m = MixedPrecisionOptions(budget: budget)
         m.sensitivity = sensitivity
+        m.errors = errors
         m.profile = profile
         m.pinned = try pins()
         return m
@@ -184,3 +190,5 @@ extension QuantizeStage {
         }
     }
 }
+
+extension CandidateErrors: ExpressibleByArgument {}

@@ -50,6 +50,13 @@ import Node
         (types, report) = try allocateMixedPrecision(stats: s, mixed: m)
         #expect(types == ["a": "Q8_0", "b": "Q4_0"])
         #expect(abs(report.totalCost - (1 * 0.01 + 0.1 * 1)) < 1e-12)
+        // K-FAC: cost = Tr F / (Tr H · rows) · layer error: a's β = 128/(6·4), b's = 12.8/(2·4); Q8_0 saves
+        // 5.33·9 = 48 on a but 1.6·98 = 156.8 on b, so b gets it (the Fisher and the layer error disagree).
+        m.sensitivity = .kfac
+        (types, report) = try allocateMixedPrecision(stats: s, mixed: m)
+        #expect(types == ["a": "Q4_0", "b": "Q8_0"])
+        #expect(abs(report.totalCost - (128.0 / 24 * 10 + 1.6 * 2)) < 1e-9, "\(report.totalCost)")
+        m.sensitivity = .fisher
         // A pin is fixed bytes, not a choice.
         m.pinned = ["a": "Q5_0"]
         (types, report) = try allocateMixedPrecision(stats: s, mixed: m)

@@ -83,6 +83,39 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out.gguf").path), "no partial output")
     }
 
+    /// A pipeline stage that fails (or is killed) in the middle of the profile's Fisher pass, while its
+    /// neighbour waits for its activations, ends the job quickly; an error names the rank and the cause.
+    /// A bad stage count is refused before any work.
+    @Test(arguments: [(1, false), (0, false), (1, true)])
+    func failingPipelineStageAbortsTheJob(rank: Int, kill: Bool) throws {
+        let dir = try TestData.tempDir("fault-stage")
+        let fault = "\(rank):fisher:2" + (kill ? ":kill" : "")
+        var env = Self.env
+        env["HESSDIST_FAULT"] = fault
+        let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--fisher-samples", "4", "--stages", "2",
+                   "--out", dir.appendingPathComponent("s.safetensors").path] + Self.calib
+        let t0 = Date()
+        var failure: ProcessFailure?
+        do {
+            _ = try run("timeout", ["60", "mpirun", "-np", "2", "--mca", "btl", "self,vader", "--bind-to", "none",
+                                    "-x", "OPENBLAS_NUM_THREADS=1", "-x", "HESSDIST_FAULT"] + cmd, env: env)
+        } catch let e as ProcessFailure { failure = e }
+        let f = try #require(failure, "the job must exit non-zero")
+        #expect(f.status != 0 && f.status != 124, "exit \(f.status) (124 = timed out)")
+        #expect(Date().timeIntervalSince(t0) < 30)
+        if kill {
+            #expect(f.stderr.contains("killing rank \(rank)"), "\(f.stderr)")
+        } else {
+            #expect(f.stderr.contains("rank \(rank) of 2 failed") && f.stderr.contains("injected fault (HESSDIST_FAULT=\(fault))"), "\(f.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("s.safetensors").path), "no partial output")
+        var three = Array(cmd.dropFirst())
+        three[three.firstIndex(of: "--stages")! + 1] = "3"
+        #expect { try runHessdist(np: 2, three, env: Self.env) } throws: { e in
+            "\(e)".contains("--stages 3 with 2 ranks: expected a divisor of the rank count")
+        }
+    }
+
     @Test func malformedFaultVariableIsAnError() throws {
         let dir = try TestData.tempDir("fault-bad")
         var env = Self.env

@@ -38,6 +38,8 @@ public final class SensitivityProfiler: @unchecked Sendable {
     public let comm: Comm
     /// Bytes this rank saw cross the wire (rank 0: the gathered scalars).
     public private(set) var wireStats = WireStats()
+    /// Called with each sequence index before this rank's Fisher pass over it (fault injection for the tests).
+    public var beforeFisherSequence: ((Int) throws -> Void)? = nil
 
     /// Default step of the central-difference Hessian-vector product for Rademacher probes (every
     /// parameter moves by ±ε). The truncation error of (g(w+εv) − g(w−εv))/(2ε) is (ε²/6)·∇³g[v,v,v]
@@ -160,6 +162,7 @@ public final class SensitivityProfiler: @unchecked Sendable {
         let all = fisherBlocks(allTensorNames, rowBlock: rowBlock), held = fisherBlocks(tensorNames, rowBlock: rowBlock)
         var mine: [Double] = []
         for s in ownedSequences(sequences.count) {
+            try beforeFisherSequence?(s)
             _ = try p.lossAndGradients(tokens: sequences[s])
             for k in held {
                 let g = model.view(k.tensor, in: grads) + k.offset
