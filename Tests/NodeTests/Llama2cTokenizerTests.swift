@@ -46,6 +46,22 @@ import TestSupport
         #expect(mismatch == nil, "\(mismatch ?? "")")
     }
 
+    /// The heap merge is run.c's scanning loop, token for token: on whole stories, on repetitive text
+    /// (many equal-score pairs, where the leftmost must win) and on bytes without merges.
+    @Test func heapMergeEqualsTheScanningLoop() throws {
+        let tok = try Llama2cTokenizer(path: Self.tok512, vocabSize: 512)
+        let story = try TokenizerFixtures.text("text/tinystories_valid_sample.txt")
+        var texts = [String(story.prefix(4000)), String(repeating: "aaaa ", count: 200), String(repeating: "the the  ", count: 100),
+                     "日本語🙂\u{0}\u{7f}", "x", ""]
+        var rng = SeededRandom(seed: 11)
+        let alphabet = Array("abcde thn.\n")
+        for _ in 0..<20 { texts.append(String((0..<300).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })) }
+        for (i, t) in texts.enumerated() {
+            let initial = tok.encode(t, addBOS: true, merging: false)
+            #expect(tok.merge(initial) == tok.mergeByScanning(initial), "text \(i)")
+        }
+    }
+
     @Test func rejectsWrongVocabSizeAndTruncation() throws {
         // tokenizer.bin holds 32000 tokens: reading only 512 leaves bytes over.
         #expect {
