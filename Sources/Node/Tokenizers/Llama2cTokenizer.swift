@@ -118,7 +118,7 @@ public struct Llama2cTokenizer: Tokenizer {
         var tokens = input
         var next = Array(1...n), prev = Array(-1..<(n - 1)), alive = [Bool](repeating: true, count: n)
         var version = [Int](repeating: 0, count: n)
-        var heap = PairHeap()
+        var heap = MergeHeap<PairMerge> { a, b in a.score > b.score || (a.score == b.score && a.left < b.left) }
         func push(_ i: Int) {
             let j = next[i]
             guard j < n, let id = lookup(pieces[Int(tokens[i])] + pieces[Int(tokens[j])]), scores[Int(id)] > -1e10 else { return }
@@ -202,44 +202,10 @@ public struct Llama2cTokenizer: Tokenizer {
     }
 }
 
-/// A binary max-heap of candidate merges: higher score first, then the smaller (more left) position.
-struct PairHeap {
-    struct Entry {
-        let score: Float
-        let left: Int, right: Int
-        let leftVersion: Int, rightVersion: Int
-        let id: Int32
-        func before(_ o: Entry) -> Bool { score > o.score || (score == o.score && left < o.left) }
-    }
-    private var items: [Entry] = []
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard items[i].before(items[p]) else { break }
-            items.swapAt(i, p)
-            i = p
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count, items[l].before(items[m]) { m = l }
-                if r < items.count, items[r].before(items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
-    }
+/// A candidate merge of the pair (left, right), valid while both sides are as they were when queued.
+struct PairMerge {
+    let score: Float
+    let left: Int, right: Int
+    let leftVersion: Int, rightVersion: Int
+    let id: Int32
 }
