@@ -19,18 +19,10 @@
 #   Small check: NSAMPLES=8 SEQLEN=64 scripts/bench-cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS=${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}
-MODEL=${MODEL:-$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf}
-TOKENIZER=${TOKENIZER:-}
-CALIB=${CALIB:-../shared/data/text/tinyshakespeare_input.txt}
 NSAMPLES=${NSAMPLES:-128}; SEQLEN=${SEQLEN:-512}; MICRO_BATCH=${MICRO_BATCH:-4}; TYPE=${TYPE:-q4_0}; EXTRA=${EXTRA:-}
 OUT=${OUT:-/tmp/hessdist-bench-cluster}; mkdir -p "$OUT"
-case "$MODEL" in *SmolLM2-135M-Instruct.Q4_1.gguf) scripts/fetch-model.sh ;; esac
-[ -f "$MODEL" ] || { echo "bench-cluster: no model at $MODEL" >&2; exit 1; }
-if [ -z "${HESSDIST_BIN:-}" ]; then
-  swift build -c release -j 2 >/dev/null
-  export HESSDIST_BIN=$PWD/.build/release/hessdist
-fi
+# shellcheck source=bench-common.sh
+source scripts/bench-common.sh bench-cluster
 ARGS=(quantize --model "$MODEL" --calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN" --micro-batch "$MICRO_BATCH"
       --method gptq --format gguf --type "$TYPE")
 [ -n "$TOKENIZER" ] && ARGS+=(--tokenizer "$TOKENIZER")

@@ -13,18 +13,10 @@
 #   Small check: MODEL=../shared/data/llama2c/stories260K.bin TOKENIZER=../shared/data/llama2c/tok512.bin SEQLEN=64 scripts/bench-stages.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS=${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}
-MODEL=${MODEL:-$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf}
-TOKENIZER=${TOKENIZER:-}
-CALIB=${CALIB:-../shared/data/text/tinyshakespeare_input.txt}
 NSAMPLES=${NSAMPLES:-16}; SEQLEN=${SEQLEN:-512}; FISHER=${FISHER:-8}; HUTCH=${HUTCH:-2}; PROBES=${PROBES:-3}
 OUT=${OUT:-/tmp/hessdist-bench-stages}; mkdir -p "$OUT"
-case "$MODEL" in *SmolLM2-135M-Instruct.Q4_1.gguf) scripts/fetch-model.sh ;; esac
-[ -f "$MODEL" ] || { echo "bench-stages: no model at $MODEL" >&2; exit 1; }
-if [ -z "${HESSDIST_BIN:-}" ]; then
-  swift build -c release -j 2 >/dev/null
-  export HESSDIST_BIN=$PWD/.build/release/hessdist
-fi
+# shellcheck source=bench-common.sh
+source scripts/bench-common.sh bench-stages
 ARGS=(profile --model "$MODEL" --calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN" --traces fisher,hutchinson
       --fisher-samples "$FISHER" --hutchinson-samples "$HUTCH" --max-probes "$PROBES")
 [ -n "$TOKENIZER" ] && ARGS+=(--tokenizer "$TOKENIZER")

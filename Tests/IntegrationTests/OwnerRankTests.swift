@@ -69,15 +69,7 @@ import TestSupport
         env["HESSDIST_FAULT"] = fault
         let cmd = [hessdistBinary, "quantize", "--model", stories, "--tokenizer", tok, "--type", "q4_0",
                    "--out", dir.appendingPathComponent("out.gguf").path] + Self.calib
-        let t0 = Date()
-        var failure: ProcessFailure?
-        do {
-            _ = try run("timeout", ["60", "mpirun", "-np", "2", "--mca", "btl", "self,vader", "--bind-to", "none",
-                                    "-x", "OPENBLAS_NUM_THREADS=1", "-x", "HESSDIST_FAULT"] + cmd, env: env)
-        } catch let e as ProcessFailure { failure = e }
-        let f = try #require(failure, "the job must exit non-zero")
-        #expect(f.status != 0 && f.status != 124, "exit \(f.status) (124 = timed out)")
-        #expect(Date().timeIntervalSince(t0) < 30)
+        let f = try Self.failingJob(cmd, env: env)
         #expect(f.stderr.contains("rank \(rank) of 2 failed") && f.stderr.contains(stage)
                 && f.stderr.contains("injected fault (HESSDIST_FAULT=\(fault))"), "\(f.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out.gguf").path), "no partial output")
@@ -94,15 +86,7 @@ import TestSupport
         env["HESSDIST_FAULT"] = fault
         let cmd = [hessdistBinary, "profile", "--model", stories, "--tokenizer", tok, "--fisher-samples", "4", "--stages", "2",
                    "--out", dir.appendingPathComponent("s.safetensors").path] + Self.calib
-        let t0 = Date()
-        var failure: ProcessFailure?
-        do {
-            _ = try run("timeout", ["60", "mpirun", "-np", "2", "--mca", "btl", "self,vader", "--bind-to", "none",
-                                    "-x", "OPENBLAS_NUM_THREADS=1", "-x", "HESSDIST_FAULT"] + cmd, env: env)
-        } catch let e as ProcessFailure { failure = e }
-        let f = try #require(failure, "the job must exit non-zero")
-        #expect(f.status != 0 && f.status != 124, "exit \(f.status) (124 = timed out)")
-        #expect(Date().timeIntervalSince(t0) < 30)
+        let f = try Self.failingJob(cmd, env: env)
         if kill {
             #expect(f.stderr.contains("killing rank \(rank)"), "\(f.stderr)")
         } else {
@@ -114,6 +98,20 @@ import TestSupport
         #expect { try runHessdist(np: 2, three, env: Self.env) } throws: { e in
             "\(e)".contains("--stages 3 with 2 ranks: expected a divisor of the rank count")
         }
+    }
+
+    /// Runs `cmd` on 2 ranks with HESSDIST_FAULT forwarded: it must fail (not time out) within 30 s.
+    static func failingJob(_ cmd: [String], env: [String: String]) throws -> ProcessFailure {
+        let t0 = Date()
+        var failure: ProcessFailure?
+        do {
+            _ = try run("timeout", ["60", "mpirun", "-np", "2", "--mca", "btl", "self,vader", "--bind-to", "none",
+                                    "-x", "OPENBLAS_NUM_THREADS=1", "-x", "HESSDIST_FAULT"] + cmd, env: env)
+        } catch let e as ProcessFailure { failure = e }
+        let f = try #require(failure, "the job must exit non-zero")
+        #expect(f.status != 0 && f.status != 124, "exit \(f.status) (124 = timed out)")
+        #expect(Date().timeIntervalSince(t0) < 30)
+        return f
     }
 
     @Test func malformedFaultVariableIsAnError() throws {
