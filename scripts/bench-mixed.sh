@@ -9,6 +9,10 @@
 #   SENSITIVITIES="size-only hessian-error fisher hutchinson kfac" (S:rtn prices by round-to-nearest errors
 #   instead of GPTQ's, e.g. fisher:rtn)  UNIFORM="Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0"
 #   PEERS="Q3_K_M Q4_K_S Q4_K_M Q5_K_S"  STATS=file (reuse a profile)  PROFILE_ARGS (e.g. "--max-probes 20")
+#   KEEP=1 reuses GGUF files already in OUT (same names: same command) and only evaluates them again.
+# After the table: each mixed plan against every uniform GPTQ type of equal or larger size in this run,
+# paired over the evaluation chunks (mean NLL difference ± its standard error over the chunks), since the
+# PPL's own standard error (±0.8 here) is mostly text difficulty shared by both models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}
@@ -35,9 +39,17 @@ if [ ! -f "$STATS" ]; then
     || { echo "profile failed: $(tail -1 "$OUT/profile.err")" >&2; exit 1; }
 fi
 bpw() { python3 -c "print('%.3f' % ($1*8/$PARAMS))"; }
-eval_row() { # model -> "PPL ± se | KL"
-  $BIN eval --model "$1" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" --reference "$MODEL" --json 2>/dev/null > "$OUT/e.json"
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f ± %.4f | %.5f" % (r["perplexity"], r["standardError"], r["reference"]["meanKL"]))' "$OUT/e.json"
+ROWS=$OUT/rows.tsv; : > "$ROWS"
+eval_row() { # model label -> "PPL ± se | KL"; the evaluation kept in model.eval.json, listed in rows.tsv
+  $BIN eval --model "$1" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" --reference "$MODEL" --json 2>/dev/null > "$1.eval.json"
+  printf '%s\t%s\t%s\n' "$2" "$(stat -c %s "$1")" "$1.eval.json" >> "$ROWS"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f ± %.4f | %.5f" % (r["perplexity"], r["standardError"], r["reference"]["meanKL"]))' "$1.eval.json"
+}
+# quantize_to FILE ARGS…: quantize unless KEEP=1 and FILE exists; wall seconds in $OUT/q
+quantize_to() {
+  local f=$1; shift
+  if [ "${KEEP:-0}" = 1 ] && [ -f "$f" ] && [ -f "$f.report.json" ]; then echo "kept" > "$OUT/q"; return 0; fi
+  /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" "$@" --out "$f" >/dev/null 2>"$OUT/q.err"
 }
 echo "### Mixed precision against uniform types, SmolLM2-135M-Instruct, $(date -u +%Y-%m-%d), $(nproc) cores"
 echo
@@ -70,8 +82,7 @@ for B in "${BPWS[@]}"; do
   for S in $SENSITIVITIES; do
     F="$OUT/smol-mixed-$B-${S/:/-}.gguf"
     ERR=(); [[ $S == *:* ]] && ERR=(--errors "${S##*:}")
-    /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" --stats "$STATS" \
-      --target-bpw "$B" --sensitivity "${S%%:*}" "${ERR[@]}" --out "$F" >/dev/null 2>"$OUT/q.err" \
+    quantize_to "$F" --stats "$STATS" --target-bpw "$B" --sensitivity "${S%%:*}" "${ERR[@]}" \
       || { echo "| mixed $B, $S | failed: $(tail -1 "$OUT/q.err") | | | | | |"; continue; }
     MIX=$(python3 -c '
 import json, sys
@@ -83,17 +94,40 @@ for t in a["tensors"]:
 emb = [t["chosen"] for t in a["tensors"] if t["name"] == "token_embd.weight"]
 print(", ".join("%s×%d" % kv for kv in sorted(types.items())) + ("; embedding " + emb[0] if emb else "") + "; " + errors + " errors")' "$F.report.json")
     SIZE=$(stat -c %s "$F")
-    echo "| mixed $B, $S | $SIZE | $(bpw $SIZE) | $MIX | $(eval_row "$F") | $(cat "$OUT/q") |"
+    echo "| mixed $B, $S | $SIZE | $(bpw $SIZE) | $MIX | $(eval_row "$F" "mixed $B, $S") | $(cat "$OUT/q") |"
   done
 done
 for U in $UNIFORM; do
   T=${U%%:*}; E=(); [[ $U == *:* ]] && E=(--embedding-type "${U##*:}")
   F="$OUT/smol-uniform-${U/:/-}.gguf"
-  /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" --type "$T" "${E[@]}" --out "$F" >/dev/null 2>"$OUT/q.err"
+  quantize_to "$F" --type "$T" "${E[@]}"
   SIZE=$(stat -c %s "$F")
   EMB=$(python3 -c 'import json,sys; print([t["type"] for t in json.load(open(sys.argv[1]))["types"] if t["name"]=="token_embd.weight"][0])' "$F.report.json")
-  echo "| uniform GPTQ $T | $SIZE | $(bpw $SIZE) | all block linears $T; embedding $EMB | $(eval_row "$F") | $(cat "$OUT/q") |"
+  echo "| uniform GPTQ $T | $SIZE | $(bpw $SIZE) | all block linears $T; embedding $EMB | $(eval_row "$F" "uniform GPTQ $T, embedding $EMB") | $(cat "$OUT/q") |"
 done
+python3 - "$ROWS" "$PARAMS" <<'PY'
+import json, math, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+params = int(sys.argv[2])
+def chunks(path):
+    # Per-chunk mean NLL from the running perplexity (every chunk scores the same number of tokens).
+    rp = [math.log(x) for x in json.load(open(path))["runningPerplexity"]]
+    return [(k + 1) * rp[k] - k * rp[k - 1] if k else rp[0] for k in range(len(rp))]
+mixed = [r for r in rows if r[0].startswith("mixed")]
+uniform = [r for r in rows if r[0].startswith("uniform")]
+pairs = [(m, u) for m in mixed for u in uniform if int(u[1]) >= int(m[1])]
+if pairs:
+    print()
+    print("| mixed plan (bits/weight) | against (equal or larger) | ΔNLL per token, mixed − uniform (paired over chunks) | ΔPPL |")
+    print("| --- | --- | --- | --- |")
+    for m, u in pairs:
+        a, b = chunks(m[2]), chunks(u[2])
+        d = [x - y for x, y in zip(a, b)]
+        mean = sum(d) / len(d)
+        se = (sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d)) ** 0.5
+        bpw = lambda r: int(r[1]) * 8 / params
+        print(f"| {m[0]} ({bpw(m):.3f}) | {u[0]} ({bpw(u):.3f}) | {mean:+.4f} ± {se:.4f} | {100 * (math.exp(mean) - 1):+.2f} % |")
+PY
 if [ -n "$PEERS" ]; then
   PEER=$(scripts/build-peer.sh)
   [ -f "$F32" ] || { "$PEER/bin/llama-quantize" --allow-requantize "$MODEL" "$F32.partial" F32 >/dev/null 2>&1 && mv "$F32.partial" "$F32"; }
