@@ -85,8 +85,9 @@ public struct ProfileOptions: Sendable {
     /// machine's memory shared by the ranks on it (`OMPI_COMM_WORLD_LOCAL_SIZE`), decided on rank 0.
     public var memoryPerRank: Int? = nil
     /// Also price every block linear's candidates by GPTQ's own result on them (one GPTQ solve per
-    /// candidate, with the job's solver settings), not only by round-to-nearest.
-    public var gptqErrors = true
+    /// candidate, with the job's solver settings), not only by round-to-nearest. Off by default: measured
+    /// on SmolLM2 they allocate no better than round-to-nearest's (BENCHMARKS.md).
+    public var gptqErrors = false
     public init() {}
 
     /// Parameter-sized arenas the whole-model passes need besides the weights: the gradient, and for

@@ -34,8 +34,8 @@ struct TraceOptions: ParsableArguments {
     var hutchinsonSamples = 4
     @Option(help: "Hutchinson traces: probes at most (PyHessian's 1e-3 stop rule may end earlier, after 10).")
     var maxProbes = 30
-    @Flag(inversion: .prefixedNo, help: "Price every block linear's candidates by GPTQ's result on them too (one GPTQ solve per candidate with this job's solver settings), not only by round-to-nearest; the allocation then uses the errors the quantized file will have.")
-    var gptqErrors = true
+    @Flag(help: "Price every block linear's candidates by GPTQ's result on them too (one GPTQ solve per candidate with quantize's solver settings), not only by round-to-nearest; the allocation then uses them unless --errors rtn. Off by default: on SmolLM2 they allocated no better (BENCHMARKS.md) and double the pricing time.")
+    var gptqErrors = false
 
     func validate() throws {
         guard fisherRowBlock >= 0 else { throw ValidationError("--fisher-row-block \(fisherRowBlock): expected >= 0 (0: whole tensors)") }

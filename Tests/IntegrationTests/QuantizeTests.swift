@@ -165,6 +165,41 @@ import HessianDist
             throws: { "\($0)".contains("parameters") && "\($0)".contains("wrong.safetensors") }
     }
 
+    /// `profile --gptq-errors` prices a candidate by GPTQ's own result with quantize's default solver:
+    /// for block 0, whose inputs do not depend on earlier quantization, its error is the very error
+    /// `quantize --type q4_0` reports for that module; and the allocation uses it unless told `--errors rtn`.
+    @Test func profiledGPTQErrorsAreTheQuantizersOwn() throws {
+        let (calib, _) = try texts()
+        let dir = try TestData.tempDir("gptq-errors")
+        let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64"]
+        let stats = dir.appendingPathComponent("stats.safetensors").path
+        try run(hessdistBinary, ["profile"] + common + ["--traces", "none", "--candidates", "Q4_0,Q8_0", "--gptq-errors", "--out", stats])
+        let f = try SafetensorsFile(path: stats)
+        let json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
+        var profiled: [String: [String: Any]] = [:]
+        for t in json["tensors"] as! [[String: Any]] {
+            for c in t["candidates"] as! [[String: Any]] where c["type"] as? String == "Q4_0" { profiled[t["name"] as! String] = c }
+        }
+        let report = try quantize("gptq", type: "q4_0", calib: calib, out: dir.appendingPathComponent("q.gguf").path)
+        var checked = 0
+        for m in report["modules"] as! [[String: Any]] {
+            let name = m["name"] as! String
+            guard name.hasPrefix("blk.0.attn_"), ["q", "k", "v"].contains(where: { name.hasPrefix("blk.0.attn_\($0).") }) else { continue }
+            let c = try #require(profiled[name])
+            let want = m["gptqError"] as! Double, got = try #require(c["gptqLayerError"] as? Double)
+            #expect(abs(got - want) <= 1e-9 * want, "\(name): profiled \(got), quantize \(want)")
+            #expect(got < (c["layerError"] as! Double), "\(name): GPTQ \(got) not below round-to-nearest \(c["layerError"]!)")
+            checked += 1
+        }
+        #expect(checked == 3)
+        let byDefault = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8", "--sensitivity", "hessian-error", "--json",
+                                                 dir.appendingPathComponent("a.json").path])
+        let a = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("a.json"))) as! [String: Any]
+        #expect(a["errors"] as? String == "gptq", "\(byDefault)")
+        let rtn = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8", "--sensitivity", "hessian-error", "--errors", "rtn"])
+        #expect(rtn != byDefault)
+    }
+
     /// `--format gptq --target-bpw`: profile once for the checkpoint's grids, then quantize at two budgets.
     /// The checkpoint's size (every file) is the planned size, within the budget; the mid budget mixes bit
     /// widths; fused q/k/v and gate/up share their bits, in the plan and in the checkpoint as the checker
