@@ -34,6 +34,12 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// is ‖ΔW‖² scaled; this one also sees which input directions the rounding error falls on. A tensor
     /// without a layer Hessian (an untied embedding) falls back to HAWQ-Fisher.
     case kfac
+    /// HAWQ as `fisher`, but with the trace of the Fisher information: per-sequence gradients of the loss
+    /// on next tokens sampled from the unquantized model instead of the data's (`--traces
+    /// sampled-fisher`). That Fisher is the Hessian of the KL divergence from the original model at the
+    /// original weights, so it prices a tensor's damage to the model's own predictions rather than to the
+    /// calibration text's likelihood.
+    case sampledFisher = "sampled-fisher"
     /// No sensitivity: the largest uniform type that fits, then single tensors one type up in name order
     /// while they fit (`BitAllocationProblem.sizeOnlyBaseline`). The baseline the others must beat; the
     /// report's costs are the hessian-error ones.
@@ -44,6 +50,7 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
         switch self {
         case .fisher, .kfac: .fisher
         case .hutchinson: .hutchinson
+        case .sampledFisher: .sampledFisher
         case .hessianError, .sizeOnly: nil
         }
     }
@@ -187,6 +194,8 @@ public struct SensitivityStats: Sendable, Codable {
         public var fisher: TraceEstimate?
         public var hutchinson: TraceEstimate?
         public var candidates: [Candidate]
+        /// The trace of the Fisher information (labels sampled from the model), when profiled.
+        public var sampledFisher: TraceEstimate? = nil
         /// The largest-magnitude eigenvalue of the tensor's loss-Hessian block and the power iterations it
         /// took, when asked for (`ProfileOptions.eigenvalueTensors`).
         /// Fisher traces of runs of output rows (`ProfileOptions.fisherRowBlock`), summing to `fisher`.
@@ -382,7 +391,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     var fisher: [String: TraceEstimate] = [:], hutchinson: [String: TraceEstimate] = [:]
     var forwardSeconds = 0.0, fisherSeconds: Double? = nil, probeSeconds: Double? = nil
     var eigen: [String: (eigenvalue: Double, iterations: Int)] = [:]
-    var fisherBlocks: [String: [TraceEstimate]] = [:]
+    var fisherBlocks: [String: [TraceEstimate]] = [:], sampledFisher: [String: TraceEstimate] = [:]
     var topology: PipelineTopology? = nil
     var pipelineWire = WireStats()
     var peaks: [Int]? = nil, wireTotal = 0
@@ -406,6 +415,13 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                 if e.rows == nil { fisher[e.name] = e } else { fisherBlocks[e.name, default: []].append(e) }
             }
             fisherSeconds = Date().timeIntervalSince(t) / Double(seqs.count)
+        }
+        if profile.traces.contains(.sampledFisher) {
+            let seqs = Array(calibration.samples.prefix(max(1, profile.fisherSamples)))
+            for e in try profiler.empiricalFisher(seqs, sampledLabels: 0x4649_5348,
+                                                  progress: { traceProgress?(.sampledFisher, $0, $1) }) {
+                sampledFisher[e.name] = e
+            }
         }
         if profile.traces.contains(.hutchinson) {
             let seqs = Array(calibration.samples.prefix(max(1, profile.hutchinsonSamples)))
@@ -492,8 +508,8 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
         guard !candidates.isEmpty else { return }
         let trace = imp?.reduce(0.0) { $0 + Double($1) } ?? 0
         tensors.append(.init(name: name, shape: shape, inputTrace: trace, fisher: fisher[name], hutchinson: hutchinson[name],
-                             candidates: candidates, fisherRowBlocks: fisherBlocks[name], topEigenvalue: eigen[name]?.eigenvalue,
-                             eigenIterations: eigen[name]?.iterations))
+                             candidates: candidates, sampledFisher: sampledFisher[name], fisherRowBlocks: fisherBlocks[name],
+                             topEigenvalue: eigen[name]?.eigenvalue, eigenIterations: eigen[name]?.iterations))
         imatrix.append(imp ?? [])
     }
     // Token frequencies of the calibration inputs: the embedding's error as the first residual stream is
@@ -545,7 +561,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     let layerSeconds = Date().timeIntervalSince(tLayers)
     var stats = SensitivityStats(model: source.path, calibration: calibrationDescription, seqlen: calibration.seqlen,
                                  parameters: c.parameterCount, fixedBytes: fixed, tensors: tensors,
-                                 fisherSamples: profile.traces.contains(.fisher) ? min(profile.fisherSamples, calibration.samples.count) : nil,
+                                 fisherSamples: !profile.traces.isDisjoint(with: [.fisher, .sampledFisher]) ? min(profile.fisherSamples, calibration.samples.count) : nil,
                                  hutchinsonSamples: profile.traces.contains(.hutchinson) ? min(profile.hutchinsonSamples, calibration.samples.count) : nil,
                                  cost: .init(forwardSeconds: forwardSeconds, fisherSecondsPerSequence: fisherSeconds,
                                              hutchinsonSecondsPerProbe: probeSeconds, layerPassSeconds: layerSeconds,
@@ -614,6 +630,7 @@ public func allocateMixedPrecision(stats: SensitivityStats,
         switch mixed.sensitivity.trace {
         case .fisher: trace = t.fisher
         case .hutchinson: trace = t.hutchinson
+        case .sampledFisher: trace = t.sampledFisher
         default: trace = nil
         }
         if let kind = mixed.sensitivity.trace {

@@ -19,7 +19,7 @@ struct Profile: ParsableCommand {
     @OptionGroup var checkpoint: CheckpointOptions
     @Flag(help: "GPTQ format: the checkpoint's desc_act, as `quantize --act-order` writes it (its config bytes are priced).")
     var actOrder = false
-    @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, hutchinson (or none); default fisher. The layer errors are always measured.")
+    @Option(help: "Loss-Hessian traces to estimate, comma-separated: fisher, sampled-fisher (labels drawn from the model: the Fisher information), hutchinson (or none); default fisher. The layer errors are always measured.")
     // Hutchinson is opt-in: on SmolLM2 a probe costs ~9 forwards per sequence and 20 probes do not converge
     // (BENCHMARKS.md), while Fisher allocates as well for 3.3 forwards per sequence.
     var traces = "fisher"
@@ -33,7 +33,7 @@ struct Profile: ParsableCommand {
         var out: Set<SensitivityModel> = []
         for t in traces.split(separator: ",").map(String.init) where t != "none" {
             guard let m = SensitivityModel(rawValue: t), m.trace == m else {
-                throw ValidationError("--traces: '\(t)' is not fisher or hutchinson")
+                throw ValidationError("--traces: '\(t)' is not fisher, sampled-fisher or hutchinson")
             }
             out.insert(m)
         }

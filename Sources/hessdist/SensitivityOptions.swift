@@ -185,6 +185,7 @@ extension QuantizeStage {
         case .profiling(let p):
             return "[profile \(p.block + 1)/\(p.blocks)] \(p.module)  elapsed \(formatSeconds(p.elapsed))  ETA \(formatSeconds(p.eta))"
         case .traces(.fisher, let d, let n): return "Fisher: sequence \(d)/\(n)"
+        case .traces(.sampledFisher, let d, let n): return "Fisher, sampled labels: sequence \(d)/\(n)"
         case .traces(_, let d, let open): return "Hutchinson: probe \(d), \(open) tensors not converged"
         case .exporting: return "writing"
         }

@@ -82,7 +82,7 @@ import Node
         func stats(np: Int, stages: Int = 1) throws -> (json: Data, tensors: [String: Data], traced: Int, eigen: Int, topology: String) {
             let dir = try TestData.tempDir("prof\(np)x\(stages)")
             let out = dir.appendingPathComponent("stats.safetensors").path
-            let cmd = ["profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson",
+            let cmd = ["profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson,sampled-fisher",
                        "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12",
                        "--eigenvalues", "blk.1.attn_q,blk.4.attn_k,token_embd", "--eigen-iterations", "4",
                        "--stages", "\(stages)", "--out", out] + Self.calib
@@ -92,7 +92,8 @@ import Node
             let topology = (json["cost"] as! [String: Any])["topology"] as! String
             json["cost"] = nil
             let list = json["tensors"] as! [[String: Any]]
-            let traced = list.filter { $0["hutchinson"] != nil && $0["fisher"] != nil && (($0["fisherRowBlocks"] as? [Any])?.count ?? 0) >= 1 }.count
+            let traced = list.filter { $0["hutchinson"] != nil && $0["fisher"] != nil && $0["sampledFisher"] != nil
+                && (($0["fisherRowBlocks"] as? [Any])?.count ?? 0) >= 1 }.count
             var tensors: [String: Data] = [:]
             for t in f.tensors { tensors[t.name] = try f.withTensorBytes(t.name) { Data($0) } }
             return (try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), tensors, traced,

@@ -162,6 +162,37 @@ import HessianDist
         }
     }
 
+    /// With labels drawn from the model, the Fisher trace estimates the Fisher information: for one
+    /// labelled position (T = 2) that is Σ_y p(y|x) ‖∇ −log p(y|x)‖², exact by enumerating every y.
+    @Test func sampledLabelFisherIsTheFisherInformation() throws {
+        let cfg = RandomWeights.tinyConfig()
+        let model = try LlamaModel(source: RandomWeights(config: cfg, seed: 31))
+        let x0: Int32 = 5, names = model.heldTensorNames
+        let pass = try GradientPass(model: model, B: 1, T: 2)
+        _ = try pass.lossSum(tokens: [x0, 0])
+        let p = (0..<cfg.vocabSize).map { Double(pass.acts.probs[$0]) }
+        #expect(abs(p.reduce(0, +) - 1) < 1e-5)
+        var exact = [Double](repeating: 0, count: names.count)
+        for y in 0..<cfg.vocabSize {
+            _ = try pass.lossAndGradients(tokens: [x0, Int32(y)])
+            for (b, name) in names.enumerated() { exact[b] += p[y] * pass.gradient(name).reduce(0.0) { $0 + Double($1) * Double($1) } }
+        }
+        let seqs = [[Int32]](repeating: [x0, 0], count: 4000)
+        let profiler = try SensitivityProfiler(model: model, seqlen: 2)
+        let sampled = try profiler.empiricalFisher(seqs, sampledLabels: 9)
+        let empirical = try profiler.empiricalFisher(Array(seqs.prefix(2)))
+        var compared = 0
+        for (b, e) in sampled.enumerated() where exact[b] > 1e-9 {
+            #expect(e.samples == 4000 && abs(e.mean - exact[b]) <= 4 * e.standardError,
+                    "\(e.name): sampled \(e.mean) ± \(e.standardError), exact \(exact[b])")
+            compared += 1
+        }
+        // With one position attention sees one key whatever q and k are: their gradients vanish.
+        #expect(compared == names.count - 2 * cfg.nLayers)
+        // The empirical Fisher of these sequences (the one data label, token 0) is another quantity.
+        #expect(zip(empirical, sampled).contains { abs($0.mean - $1.mean) > 10 * $1.standardError })
+    }
+
     @Test func topEigenvalueMatchesTheDenseBlock() throws {
         let p = try TinyProblem()
         for name in [TensorName.ffnDown(0), TensorName.attnNorm(0)] {

@@ -329,9 +329,13 @@ public final class GradientPass: @unchecked Sendable {
     /// grads += `weight` · ∂(Σ next-token losses of `tokens` (B,T))/∂params; returns that Σ (in Double;
     /// 0 on a stage other than the first).
     /// Accumulating batches with weight 1/(total predictions) gives the gradient of a data set's mean loss.
+    /// With `sampledTargets`, the gradient is of the loss on next tokens drawn from the model's own
+    /// distribution at each labelled position (seeded, in position order) instead of the data's: the
+    /// per-sequence gradients of the Fisher information rather than the empirical Fisher.
     @discardableResult
-    public func accumulate(tokens: [Int32], weight: Float) throws -> Double {
+    public func accumulate(tokens: [Int32], weight: Float, sampledTargets seed: UInt64? = nil) throws -> Double {
         let sum = try lossSum(tokens: tokens)
+        if let seed, model.hasHead { sampleTargets(seed: seed) }
         if model.hasHead { model.headBackward(acts, grads: grads, weight: weight) }
         if let link {
             // Stage 0 sends the head's gradient to the last stage, then waits for its own blocks' output gradient.
@@ -344,11 +348,29 @@ public final class GradientPass: @unchecked Sendable {
         return sum
     }
 
-    /// The mean next-token loss of `tokens` (B,T), with `grads` set to its gradient.
-    public func lossAndGradients(tokens: [Int32]) throws -> Float {
+    /// The mean next-token loss of `tokens` (B,T), with `grads` set to its gradient (of the loss on
+    /// sampled targets with `sampledTargets`, see `accumulate`).
+    public func lossAndGradients(tokens: [Int32], sampledTargets seed: UInt64? = nil) throws -> Float {
         zeroGradients()
         let n = LlamaModel.labelledPositions(B: B, T: T)
-        return Float(try accumulate(tokens: tokens, weight: 1 / Float(n)) / Double(n))
+        return Float(try accumulate(tokens: tokens, weight: 1 / Float(n), sampledTargets: seed) / Double(n))
+    }
+
+    /// Replaces each labelled position's target by a draw from the head's probabilities (inverse CDF on
+    /// one uniform per position, from `seed`).
+    func sampleTargets(seed: UInt64) {
+        let V = model.config.vocabSize
+        var rng = SeededRandom(seed: seed)
+        for i in 0..<(B * T) where acts.targets[i] >= 0 {
+            let p = acts.probs + i * V
+            let u = Double(rng.next() >> 11) * 0x1p-53
+            var acc = 0.0, y = V - 1
+            for j in 0..<V {
+                acc += Double(p[j])
+                if u < acc { y = j; break }
+            }
+            acts.targets[i] = Int32(y)
+        }
     }
 
     /// A held tensor's gradient (row-major, as the parameter).

@@ -154,7 +154,10 @@ public final class SensitivityProfiler: @unchecked Sendable {
     /// With `rowBlock` > 0 the profile is finer than the tensor: after the whole tensors come one estimate
     /// per run of `rowBlock` output rows of every matrix (`rows` set; an attention head at the head size).
     /// On rank 0 every tensor of the model; other ranks: [].
-    public func empiricalFisher(_ sequences: [[Int32]], rowBlock: Int = 0,
+    /// With `sampledLabels`, each sequence's next tokens are drawn from the model itself (seeded by the
+    /// seed and the sequence index, so the same for any topology): the trace of the Fisher information,
+    /// the Hessian of the KL divergence from the unquantized model, instead of the empirical Fisher.
+    public func empiricalFisher(_ sequences: [[Int32]], rowBlock: Int = 0, sampledLabels: UInt64? = nil,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> [TraceEstimate] {
         try check(sequences)
         guard rowBlock >= 0 else { throw SensitivityError.invalid("row block \(rowBlock): expected >= 0 (0: whole tensors)") }
@@ -163,7 +166,8 @@ public final class SensitivityProfiler: @unchecked Sendable {
         var mine: [Double] = []
         for s in ownedSequences(sequences.count) {
             try beforeFisherSequence?(s)
-            _ = try p.lossAndGradients(tokens: sequences[s])
+            _ = try p.lossAndGradients(tokens: sequences[s],
+                                       sampledTargets: sampledLabels.map { Self.probeSeed(seed: $0, probe: s, tensor: allTensorNames.count) })
             for k in held {
                 let g = model.view(k.tensor, in: grads) + k.offset
                 mine.append(dotDouble(g, g, k.count))
