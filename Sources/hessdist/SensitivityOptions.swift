@@ -95,7 +95,7 @@ struct BudgetOptions: ParsableArguments {
     var targetBpw: Double?
     @Option(help: "Mixed precision: the whole file at most this many bytes.")
     var targetSize: Int?
-    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher or Hutchinson loss-Hessian trace), kfac (the layer error tr(ΔW H ΔWᵀ) weighted by Tr(F)/(Tr(H)·rows), the Fisher factored as K-FAC does), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
+    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher, sampled-fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher, the Fisher information (labels drawn from the model) or Hutchinson's loss-Hessian trace), kfac (the layer error tr(ΔW H ΔWᵀ) weighted by Tr(F)/(Tr(H)·rows), the Fisher factored as K-FAC does), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
     var sensitivity: SensitivityModel = .fisher
     @Option(help: "The rounding whose errors price the candidates: gptq (what quantize writes; the default when the statistics have them) or rtn (round-to-nearest).")
     var errors: CandidateErrors?
