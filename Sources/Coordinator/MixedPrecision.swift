@@ -45,7 +45,7 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// report's costs are the hessian-error ones.
     case sizeOnly = "size-only"
 
-    /// The loss-Hessian trace this model needs estimated, if any (`.fisher` or `.hutchinson`).
+    /// The loss-Hessian trace this model needs estimated, if any (`.fisher`, `.sampledFisher` or `.hutchinson`).
     public var trace: SensitivityModel? {
         switch self {
         case .fisher, .kfac: .fisher
@@ -66,7 +66,7 @@ public struct ProfileOptions: Sendable {
     public var gptq: GPTQCheckpointOptions? = nil
     /// Bit widths a GPTQ module may take (each where the shape packs).
     public var gptqBits: [Int] = gptqSupportedBits
-    /// Loss-Hessian traces to estimate (fisher, hutchinson); the layer errors are always measured.
+    /// Loss-Hessian traces to estimate (fisher, sampled-fisher, hutchinson); the layer errors are always measured.
     public var traces: Set<SensitivityModel> = []
     /// Calibration sequences the Fisher traces average over (the first ones of the set): one backward
     /// pass each.
@@ -196,10 +196,10 @@ public struct SensitivityStats: Sendable, Codable {
         public var candidates: [Candidate]
         /// The trace of the Fisher information (labels sampled from the model), when profiled.
         public var sampledFisher: TraceEstimate? = nil
-        /// The largest-magnitude eigenvalue of the tensor's loss-Hessian block and the power iterations it
-        /// took, when asked for (`ProfileOptions.eigenvalueTensors`).
         /// Fisher traces of runs of output rows (`ProfileOptions.fisherRowBlock`), summing to `fisher`.
         public var fisherRowBlocks: [TraceEstimate]? = nil
+        /// The largest-magnitude eigenvalue of the tensor's loss-Hessian block and the power iterations it
+        /// took, when asked for (`ProfileOptions.eigenvalueTensors`).
         public var topEigenvalue: Double? = nil
         public var eigenIterations: Int? = nil
     }
@@ -463,9 +463,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                     grid: some QuantGrid) throws -> (layer: Double, squared: Double)? {
         guard profile.gptqErrors, let H, let hMean else { return nil }
         let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid, importance: options.importanceFit ? H.diagonal : nil)
-        var d2 = 0.0
-        for k in 0..<(rows * cols) { let d = Double(W[k] - r.Q[k]); d2 += d * d }
-        return (layerError(W: W, Q: r.Q, H: hMean, rows: rows, cols: cols), d2)
+        return (layerError(W: W, Q: r.Q, H: hMean, rows: rows, cols: cols), squaredDistance(W, r.Q))
     }
     func price(_ name: String, _ W: [Float], _ H: LayerHessian?, inputError: (([Float]) -> Double)? = nil) throws {
         guard let shape = shapes[name] else { return }
@@ -481,8 +479,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                 guard let grid = gptqGrid(bits: bits, groupSize: gptq.groupSize, rows: rows, cols: cols,
                                           symmetric: gptq.symmetric) else { continue }
                 let Q = roundToNearest(W: W, rows: rows, cols: cols, grid: grid).Q
-                var d2 = 0.0
-                for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
+                let d2 = squaredDistance(W, Q)
                 let err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
                 let g = try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: grid)
                 candidates.append(.init(type: gptqLabel(bits: bits), bytes: gptqModuleDataBytes(rows: rows, cols: cols, grid: grid),
@@ -496,8 +493,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             }
             var Q = [Float](repeating: 0, count: rows * cols)
             try bytes.withUnsafeBytes { raw in try Q.withUnsafeMutableBufferPointer { try dequantizeRow(type, from: raw, into: $0) } }
-            var d2 = 0.0
-            for k in 0..<(rows * cols) { let d = Double(W[k] - Q[k]); d2 += d * d }
+            let d2 = squaredDistance(W, Q)
             var err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
             if let inputError { err += inputError(Q) }
             let g = inputError == nil ? try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: try GGMLGrid(type: type)) : nil
@@ -576,6 +572,13 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     return stats
 }
 
+/// ‖a − b‖², in Double.
+func squaredDistance(_ a: [Float], _ b: [Float]) -> Double {
+    var s = 0.0
+    for k in a.indices { let d = Double(a[k] - b[k]); s += d * d }
+    return s
+}
+
 /// A GPTQ profile's `fixedBytes`: every file of the checkpoint with each profiled module at its first
 /// candidate, less those candidates' data, i.e. the additive part of any plan's size. What a plan's own
 /// headers and configs add on top is settled by laying the chosen plan out (`allocateMixedPrecision`).
@@ -612,7 +615,7 @@ public func allocateMixedPrecision(stats: SensitivityStats,
     let hasGPTQErrors = stats.tensors.contains { $0.candidates.contains { $0.gptqLayerError != nil } }
     let errors = mixed.errors ?? (hasGPTQErrors ? .gptq : .rtn)
     if errors == .gptq && !hasGPTQErrors {
-        throw MixedPrecisionError.budget("--errors gptq: the statistics of \(stats.model) have no GPTQ errors (hint: profile again without --no-gptq-errors, or allocate with --errors rtn)")
+        throw MixedPrecisionError.budget("--errors gptq: the statistics of \(stats.model) have no GPTQ errors (hint: profile again with --gptq-errors, or allocate with --errors rtn)")
     }
     var traces: [TraceEstimate] = []
     for t in stats.tensors {

@@ -46,12 +46,15 @@ public struct PipelineTopology: Sendable, Equatable, CustomStringConvertible {
     public func replica(ofRank r: Int) -> Int { r / stages }
     public func rank(stage: Int, replica: Int) -> Int { replica * stages + stage }
 
+    /// The stage holding a canonical tensor: its block's, or stage 0 for the embedding and head.
+    public func stage(holding name: String) -> Int {
+        guard let l = TensorName.block(of: name) else { return 0 }
+        return blocks.firstIndex { $0.contains(l) }!
+    }
+
     /// The tensors stage `s` holds, in the model's canonical order (what `LlamaModel` loads for it).
     public func tensorNames(stage s: Int, config: ModelConfig) -> [String] {
-        config.expectedShapes().map(\.name).filter { name in
-            guard let l = TensorName.block(of: name) else { return s == 0 }
-            return blocks[s].contains(l)
-        }
+        config.expectedShapes().map(\.name).filter { stage(holding: $0) == s }
     }
 
     public var description: String {

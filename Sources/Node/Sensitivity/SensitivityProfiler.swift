@@ -321,7 +321,7 @@ public final class SensitivityProfiler: @unchecked Sendable {
         }
         guard link.replica == 0 else { return nil }
         let T = link.topology
-        let ownerStage = (0..<T.stages).first { T.tensorNames(stage: $0, config: model.config).contains(name) }!
+        let ownerStage = T.stage(holding: name)
         let owner = T.rank(stage: ownerStage, replica: 0), mine = link.stage == ownerStage
         let others = (0..<T.stages).filter { $0 != ownerStage }.map { T.rank(stage: $0, replica: 0) }
         let v = model.makeGradients(), hv = model.makeGradients(), scratch = model.makeGradients()
