@@ -27,7 +27,7 @@ done
 # 2. Python helpers the tests use as independent references (pinned).
 PY=${HESSDIST_PYTHON:-python3}
 command -v "$PY" >/dev/null || die "python3 not found (set HESSDIST_PYTHON)"
-PIP_PACKAGES=(numpy==2.4.6 gguf==0.17.1 tokenizers==0.23.3 safetensors==0.8.0 sentencepiece==0.2.3)
+PIP_PACKAGES=(numpy==2.4.6 gguf==0.19.0 tokenizers==0.23.3 safetensors==0.8.0 sentencepiece==0.2.3)
 if ! "$PY" - "${PIP_PACKAGES[@]}" <<'PYEOF' 2>/dev/null
 import sys
 from importlib.metadata import version

@@ -479,7 +479,7 @@ public func roundToNearest(W: [Float], rows: Int, cols: Int, grid: any QuantGrid
                         let i = r * cols + c0 + j
                         let q = grid.nearestCode(w[i], scale: scale[j], offset: offset[j])
                         codes[i] = q
-                        Q[i] = scale[j] * Float(q) + offset[j]
+                        Q[i] = grid.value(code: q, scale: scale[j], offset: offset[j])
                     }
                 }
             }

@@ -22,7 +22,7 @@ struct Quantize: ParsableCommand {
 
     @Option(help: "Output format: gguf (llama.cpp) or gptq (transformers / vLLM safetensors).")
     var format: ExportFormat = .gguf
-    @Option(help: "GGUF type of the block linears: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K.")
+    @Option(help: "GGUF type of the block linears: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, MXFP4.")
     var type: GGMLType = .q4_0
     @Option(help: "GGUF type of token_embd (default: Q6_K when tied to the output, else --type; falls back per row length).")
     var embeddingType: GGMLType?
@@ -37,7 +37,7 @@ struct Quantize: ParsableCommand {
     @Flag(help: "GPTQ act-order (descending diag(H)), with static groups.") var actOrder = false
     @Option(help: "GPTQ shrinkage of H toward its diagonal, β in [0, 1]: solve with (1-β)·H + β·diag(H). 0 is the paper's GPTQ, 1 is importance-weighted rounding; the default is the best measured out of the calibration domain (BENCHMARKS.md).")
     var shrink = SequentialOptions.defaultShrink
-    @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; Q4_0/Q4_1/Q5_0/Q5_1). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
+    @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
     var importanceFit: Bool?
 
     @OptionGroup var budget: BudgetOptions

@@ -69,7 +69,7 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
             #expect(f.codes.allSatisfy { Int($0) <= grid.maxCode })
             let y = try dequantized(t, f.packed, count: t.blockSize)
             for i in 0..<t.blockSize {
-                let v = f.scale[i] * Float(f.codes[i]) + f.offset[i]
+                let v = grid.value(code: f.codes[i], scale: f.scale[i], offset: f.offset[i])
                 let same = y[i].bitPattern == v.bitPattern || (y[i] == 0 && v == 0)
                 #expect(same, "\(t) block \(b) weight \(i): dequantized \(y[i]) vs grid \(v)")
                 if !same { return }
@@ -120,14 +120,19 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
             if f.parameters != plain.parameters { changed += 1 }
             let y = try dequantized(t, f.packed, count: t.blockSize)
             for i in 0..<t.blockSize {
-                let v = f.scale[i] * Float(f.codes[i]) + f.offset[i]
+                let v = grid.value(code: f.codes[i], scale: f.scale[i], offset: f.offset[i])
                 #expect(y[i].bitPattern == v.bitPattern || (y[i] == 0 && v == 0), "\(t) block \(b) weight \(i)")
             }
-            // One block as a one-row tensor through the imatrix quantizer: weights importance·sqrt(σ² + x²).
+            // One block as a one-row tensor through the imatrix quantizer: weights importance·sqrt(σ² + x²)
+            // with the type's σ² (the row's for Q4_0..Q5_1, the block's for IQ4_NL).
             var sumX2: Float = 0
             for v in xb { sumX2 += v * v }
             let sigma2 = sumX2 / Float(t.blockSize)
-            let weights = (0..<t.blockSize).map { importance[$0] * (sigma2 + xb[$0] * xb[$0]).squareRoot() }
+            var weights = [Float](repeating: 0, count: t.blockSize)
+            xb.withUnsafeBufferPointer { x in importance.withUnsafeBufferPointer { qw in weights.withUnsafeMutableBufferPointer { w in
+                t.importanceQuantizer!.importanceWeights(block: x.baseAddress!, imatrix: qw.baseAddress!, rowSigma2: sigma2,
+                                                          into: w.baseAddress!)
+            }}}
             let viaGrid = fitAndPack(grid, xb[...], importance: weights)
             let viaImatrix = try xb.withUnsafeBufferPointer {
                 try quantizeTensor(t, rows: 1, cols: t.blockSize, from: $0.baseAddress!, importance: importance)
@@ -144,8 +149,10 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
     /// where the sub-block scale is nonzero and finite):
     /// - packing the reference's codes with the fitted parameters gives the reference bytes exactly;
     /// - Q2_K, Q4_K, Q5_K: the codes are identical (ggml re-rounds with the same `(x + dmin·m)/(d·sc)`);
+    /// - MXFP4 too (its power-of-two scale is stored exactly);
     /// - Q4_0, Q5_0, Q8_0, Q4_1, Q5_1 round with the unrounded 1/d (and Q4_0/Q5_0/Q4_1 truncate x/d + ½),
-    ///   Q3_K and Q6_K divide by d·sc then add the zero point: a code may differ by one step, near ties.
+    ///   Q3_K and Q6_K divide by d·sc then add the zero point, IQ4_NL picks the level nearest to x/d with
+    ///   the unrounded d: a code may differ by one step (one level), near ties.
     /// Sub-blocks with a zero stored scale dequantize to the same values either way. The one-step bound
     /// and the 1% rate hold where the f16 scale is a normal half (|d| >= 2^-14).
     @Test(arguments: QuantizeTests.quantTypes)
@@ -153,7 +160,7 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
         let grid = try GGMLGrid(type: t)
         let x = try inputs(t)
         let ref = try quantized(t, x)
-        let exactTypes: Set<GGMLType> = [.q2_K, .q4_K, .q5_K]
+        let exactTypes: Set<GGMLType> = [.q2_K, .q4_K, .q5_K, .mxfp4]
         var compared = 0, differing = 0, reproducedBlocks = 0
         for b in 0..<(x.count / t.blockSize) {
             let f = fitAndPack(grid, x[b * t.blockSize..<(b + 1) * t.blockSize])
@@ -167,8 +174,7 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
                     if f.scale[i] == 0 { #expect(yRef[i] == yGrid[i], "\(t) block \(b) weight \(i) (zero scale)") }
                     continue
                 }
-                let q = ((yRef[i] - f.offset[i]) / f.scale[i]).rounded()
-                refCodes[i] = UInt8(q)
+                refCodes[i] = grid.nearestCode(yRef[i], scale: f.scale[i], offset: f.offset[i])  // yRef is on the grid
                 // A subnormal f16 scale (|d| < 2^-14, e.g. weights ~1e-6) has a large relative rounding
                 // error, so the reference's unrounded-1/d codes may be several steps off the stored grid.
                 guard abs(f.scale[i]) >= 0x1p-14 else { continue }

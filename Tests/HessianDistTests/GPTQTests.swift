@@ -111,7 +111,8 @@ import TestSupport
     }
 
     /// Full shrinkage (β = 1) leaves only diag(H): Hinv is diagonal, no error is pushed to later columns,
-    /// so GPTQ is round-to-nearest on the same grid, code for code, for ggml blocks and integer groups alike.
+    /// so GPTQ is round-to-nearest on the same grid, code for code, for ggml blocks (affine and codebook)
+    /// and integer groups alike.
     /// In between, the calibration error lies between GPTQ's and RTN's.
     @Test func fullShrinkageIsRoundToNearest() throws {
         let rows = 16, cols = 128, N = 400
@@ -119,7 +120,8 @@ import TestSupport
         let W = r.normals(rows * cols).map { $0 * 0.03 }
         let H = Self.hessian(Self.correlatedInputs(N: N, cols: cols, seed: 4), N: N, cols: cols)
         let grids: [any QuantGrid] = [try IntegerGroupGrid(bits: 3, groupSize: 32, columns: cols),
-                                      try GGMLGrid(type: .q4_0), try GGMLGrid(type: .q5_1)]
+                                      try GGMLGrid(type: .q4_0), try GGMLGrid(type: .q5_1),
+                                      try GGMLGrid(type: .iq4_nl), try GGMLGrid(type: .mxfp4)]
         for grid in grids {
             for actOrder in [false, true] {
                 let full = try GPTQ(actOrder: actOrder, shrink: 1).solve(W: W, rows: rows, cols: cols, H: H, grid: grid)

@@ -68,7 +68,7 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
 }
 
 @Suite struct QuantizeTests {
-    static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .mxfp4]
     static let legacyTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
 
     /// Every quantizable type's bytes equal the NumPy port of `quantize_row_*_ref` (checked once against
@@ -88,7 +88,7 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     /// llama.cpp's importance-matrix quantizers (`quantize_q4_0(…, quant_weights)` etc.: per row σ², weights
     /// imatrix·sqrt(σ² + x²), weighted scale search) equal the NumPy port (checked once against libggml-base's
     /// `quantize_q4_0/_q4_1/_q5_0/_q5_1`, see the commit message) on 17 rows × 64 with dominant and dead columns.
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl])
     func importanceQuantizerMatchesNumPyReference(_ t: GGMLType) throws {
         let dir = try QuantFixtures.written.get().dir
         let x = try readF32(dir + "/\(t).imat.in.f32"), imat = try readF32(dir + "/\(t).imat.w.f32")
@@ -125,7 +125,7 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     /// reference quantizer reaches here, so a regression in the scale search fails.
     static let rmseBudget: [GGMLType: Float] = [
         .q4_0: 0.0895, .q4_1: 0.0820, .q5_0: 0.0449, .q5_1: 0.0396, .q8_0: 0.00562,
-        .q2_K: 0.3105, .q3_K: 0.1587, .q4_K: 0.0748, .q5_K: 0.0378, .q6_K: 0.0187,
+        .q2_K: 0.3105, .q3_K: 0.1587, .q4_K: 0.0748, .q5_K: 0.0378, .q6_K: 0.0187, .iq4_nl: 0.0800, .mxfp4: 0.1209,
     ]
 
     @Test(arguments: quantTypes)

@@ -477,7 +477,8 @@ def _imatrix_block(name, xb, weight):
 
 def quantize_imatrix(name: str, x: np.ndarray, imatrix: np.ndarray) -> bytes:
     """quantize_<name>(src, dst, nrow, n_per_row, quant_weights) for Q4_0/Q4_1/Q5_0/Q5_1: x (rows, cols),
-    imatrix (cols,). Per row sigma2 = sum(x^2)/n, weight[j] = qw[j] * sqrtf(sigma2 + x[j]^2)."""
+    imatrix (cols,). Per row sigma2 = sum(x^2)/n, weight[j] = qw[j] * sqrtf(sigma2 + x[j]^2). IQ4_NL: the
+    same with sigma2 per block (iq4_nl_imatrix_weights)."""
     x = np.asarray(x, dtype=f32)
     imatrix = np.asarray(imatrix, dtype=f32)
     out = []
@@ -486,13 +487,105 @@ def quantize_imatrix(name: str, x: np.ndarray, imatrix: np.ndarray) -> bytes:
             sigma2 = seqsum(row * row) / f32(len(row))
             for b in range(len(row) // 32):
                 xb = row[32 * b: 32 * b + 32]
+                if name == "IQ4_NL":
+                    out.append(_iq4nl_block(xb, iq4_nl_imatrix_weights(xb, imatrix[32 * b: 32 * b + 32])))
+                    continue
                 weight = imatrix[32 * b: 32 * b + 32] * np.sqrt(sigma2 + xb * xb)
                 out.append(_imatrix_block(name, xb, weight))
     return b"".join(out)
 
 
+# ---------------------------------------------------------------- non-uniform 32-weight blocks
+
+IQ4NL_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.int8)
+MXFP4_VALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.int8)
+
+
+def best_index_int8(val: np.ndarray, x: np.float32) -> int:
+    """ggml's best_index_int8 (bisection; the upper level on a tie)."""
+    v = [f32(a) for a in val]
+    if x <= v[0]:
+        return 0
+    if x >= v[-1]:
+        return len(v) - 1
+    ml, mu = 0, len(v) - 1
+    while mu - ml > 1:
+        mav = (ml + mu) // 2
+        if x < v[mav]:
+            mu = mav
+        else:
+            ml = mav
+    return mu - 1 if f32(x - v[mu - 1]) < f32(v[mu] - x) else mu
+
+
+def _iq4nl_scale(xb: np.ndarray, weight: np.ndarray, ntry: int = 7) -> np.float32:
+    """quantize_row_iq4_nl_impl(32, 32, ...) up to the scale: the least-squares refit from -max/values[0],
+    then starting points (itry + values[0])/max for itry in -ntry..ntry."""
+    v = IQ4NL_VALUES
+    amax, mx = f32(0), f32(0)
+    for a in xb:
+        if abs(a) > amax:
+            amax, mx = abs(a), a
+    if amax < GROUP_MAX_EPS:
+        return f32(0)
+
+    def sums(iscale):
+        sqx, sq2 = f32(0), f32(0)
+        for j in range(32):
+            q = f32(v[best_index_int8(v, f32(iscale * xb[j]))])
+            sqx = f32(sqx + f32(f32(weight[j] * q) * xb[j]))
+            sq2 = f32(sq2 + f32(f32(weight[j] * q) * q))
+        return sqx, sq2
+
+    d = f32(-mx / f32(v[0]))
+    sqx, sq2 = sums(f32(f32(1) / d))
+    d = f32(sqx / sq2) if sq2 > 0 else f32(0)
+    best = f32(d * sqx)
+    for itry in range(-ntry, ntry + 1):
+        sqx, sq2 = sums(f32(f32(itry + int(v[0])) / mx))
+        if sq2 > 0 and f32(sqx * sqx) > f32(best * sq2):
+            d = f32(sqx / sq2)
+            best = f32(d * sqx)
+    return d
+
+
+def _iq4nl_block(xb: np.ndarray, weight: np.ndarray) -> bytes:
+    d = _iq4nl_scale(xb, weight)
+    iscale = f32(f32(1) / d) if d != 0 else f32(0)
+    L = [best_index_int8(IQ4NL_VALUES, f32(iscale * a)) for a in xb]
+    return np.uint16(f16_bits(d)).tobytes() + bytes(L[j] | (L[j + 16] << 4) for j in range(16))
+
+
+def iq4_nl(x: np.ndarray) -> bytes:
+    """quantize_iq4_nl(..., quant_weights=NULL), what llama-quantize runs: weight[j] = x[j]^2, ntry 7."""
+    return _iq4nl_block(x, (x * x).astype(f32))
+
+
+def iq4_nl_imatrix_weights(xb: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """quantize_iq4_nl with quant_weights: sigma2 over the block, 2/32 * sum(x^2)."""
+    sigma2 = f32(seqsum(xb * xb) * f32(2.0 / 32))
+    return (qw * np.sqrt(sigma2 + xb * xb)).astype(f32)
+
+
+def mxfp4(x: np.ndarray) -> bytes:
+    """quantize_row_mxfp4_ref: e = floor(log2(amax)) - 2 + 127, d = 2^(e-128), first nearest level."""
+    amax = f32(0)
+    for a in x:
+        if amax < abs(a):
+            amax = abs(a)
+    e = 0
+    if amax > 0:
+        e = int(c_trunc_i32(f32(f32(np.floor(np.log2(amax)) - f32(2)) + f32(127)))) & 0xFF
+    bits = (0x00200000 << e) if e < 2 else ((e - 1) << 23)
+    d = np.array([bits], dtype=np.uint32).view(f32)[0]
+    levels = MXFP4_VALUES.astype(f32) * d
+    q = [int(np.argmin(np.abs(levels - a))) for a in x]   # argmin: the first minimum, as best_index_mxfp4
+    return bytes([e]) + bytes(q[j] | (q[j + 16] << 4) for j in range(16))
+
+
 QUANTIZERS = {"Q4_0": (32, q4_0), "Q4_1": (32, q4_1), "Q5_0": (32, q5_0), "Q5_1": (32, q5_1), "Q8_0": (32, q8_0),
-              "Q2_K": (256, q2_K), "Q3_K": (256, q3_K), "Q4_K": (256, q4_K), "Q5_K": (256, q5_K), "Q6_K": (256, q6_K)}
+              "Q2_K": (256, q2_K), "Q3_K": (256, q3_K), "Q4_K": (256, q4_K), "Q5_K": (256, q5_K), "Q6_K": (256, q6_K),
+              "IQ4_NL": (32, iq4_nl), "MXFP4": (32, mxfp4)}
 
 
 def quantize(name: str, x: np.ndarray) -> bytes:

@@ -3,7 +3,7 @@
 
 Usage: quant_fixtures.py OUTDIR
 
-For each type T in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K:
+For each type T in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL MXFP4:
   OUTDIR/T.in.f32   the blocks (little-endian float32, a whole number of blocks), see `blocks()`;
   OUTDIR/T.ref.bin  ggml_quant_reference.quantize (the NumPy port of quantize_row_*_ref, no FMA);
   OUTDIR/T.gguf.bin gguf.quants.quantize of the same data, for the types gguf-py implements (Q4_0..Q8_0).
@@ -11,7 +11,7 @@ gguf-py emulates a fused multiply-add for Q4_0/Q5_0 (`x*id + 8.5` in float64; it
 x86-64 build has none: the two may disagree on a weight whose scaled value is within an ulp of a
 rounding boundary; and on an all-(-0.0) block ggml keeps the sign of zero in d (and m) where gguf-py
 does not. stdout: one line per type, "T blocks=N gguf_mismatch_blocks=[i, ...]".
-For Q4_0, Q4_1, Q5_0, Q5_1 also T.imat.in.f32 (17 x 64), T.imat.w.f32 (64 importances) and
+For Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL also T.imat.in.f32 (17 x 64), T.imat.w.f32 (64 importances) and
 T.imat.ref.bin: ggml_quant_reference.quantize_imatrix, the port of llama.cpp's imatrix quantizers.
 """
 import sys
@@ -71,7 +71,7 @@ def main() -> None:
             line += f" gguf_mismatch_blocks={bad}"
         print(line)
     # Importance-matrix quantization (llama.cpp's quantize_<type> with quant_weights), 17 rows x 64.
-    for name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1"):
+    for name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL"):
         x = blocks(32, rng)[:17 * 64].reshape(17, 64)
         imat = (rng.standard_normal(64) ** 2).astype(f32)
         imat[:4] *= 100        # dominant columns

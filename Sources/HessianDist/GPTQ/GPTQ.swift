@@ -145,7 +145,7 @@ public struct GPTQ: Sendable {
             for k in 0..<(rows * n) {
                 let q = grid.nearestCode(W[k], scale: Sr[k], offset: Or[k])
                 rtnCodes[k] = q
-                rtnQ[k] = Sr[k] * Float(q) + Or[k]
+                rtnQ[k] = grid.value(code: q, scale: Sr[k], offset: Or[k])
             }
         }
 
@@ -202,7 +202,7 @@ public struct GPTQ: Sendable {
                         for r in 0..<rows {
                             let at = r * n + i, w = W[at]
                             let q = grid.nearestCode(w, scale: S[at], offset: O[at])
-                            let value = S[at] * Float(q) + O[at]
+                            let value = grid.value(code: q, scale: S[at], offset: O[at])
                             codesP[at] = q
                             Qp[at] = value
                             Err[r * bs + (i - i1)] = (w - value) / d

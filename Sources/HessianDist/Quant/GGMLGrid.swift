@@ -10,13 +10,15 @@
 /// exception and the finite-scale condition).
 ///
 /// With `importance` (per column of the group, e.g. diag(H)), types that have llama.cpp's weighted scale
-/// search (`GGMLType.importanceQuantizer`: Q4_0, Q4_1, Q5_0, Q5_1) fit the block with it, weights used as
+/// search (`GGMLType.importanceQuantizer`: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) fit the block with it, weights used as
 /// given; the other types ignore it and fit as their reference quantizer.
 public struct GGMLGrid: QuantGrid {
     public let type: GGMLType
     public let groupSize: Int
     public let maxCode: Int
     public let parameterBytes: Int
+    /// IQ4_NL's and MXFP4's levels (`GGMLBlockQuantizer.codebook`); nil for the affine types.
+    public let codebook: [Float]?
 
     /// Throws `QuantFormatError` for types without a reference quantizer (F32, F16, BF16, Q8_1, Q8_K).
     public init(type: GGMLType) throws {
@@ -28,6 +30,28 @@ public struct GGMLGrid: QuantGrid {
         groupSize = q.blockSize
         maxCode = q.maxCode
         parameterBytes = q.byteSize
+        codebook = q.codebook
+    }
+
+    /// On a codebook, the first level with the smallest |scale·level + offset − w| (ggml's
+    /// `best_index_mxfp4` rule); otherwise the affine rounding of `QuantGrid`.
+    @inline(__always)
+    public func nearestCode(_ w: Float, scale: Float, offset: Float) -> UInt8 {
+        guard let codebook else { return affineNearestCode(w, scale: scale, offset: offset) }
+        return codebook.withUnsafeBufferPointer { v in
+            var best = 0, bestErr = abs(scale * v[0] + offset - w)
+            for i in 1..<v.count {
+                let err = abs(scale * v[i] + offset - w)
+                if err < bestErr { best = i; bestErr = err }
+            }
+            return UInt8(best)
+        }
+    }
+
+    @inline(__always)
+    public func value(code q: UInt8, scale: Float, offset: Float) -> Float {
+        guard let codebook else { return scale * Float(q) + offset }
+        return scale * codebook[Int(q)] + offset
     }
 
     public func fit(weights w: UnsafePointer<Float>, importance: UnsafePointer<Float>?,

@@ -1,9 +1,9 @@
 // llama.cpp's importance-matrix quantizers for the 32-weight block types (ggml-quants.c
-// `quantize_row_q4_0_impl`, `_q4_1_impl`, `_q5_0_impl`, `_q5_1_impl`): a block's scale (and minimum)
+// `quantize_row_q4_0_impl`, `_q4_1_impl`, `_q5_0_impl`, `_q5_1_impl`, `quantize_iq4_nl`): a block's scale (and minimum)
 // come from a weighted search instead of the min/max rule, so the weights that matter most are
 // rounded best. Used two ways: RTN with an imatrix (bit-exact with `llama-quantize --imatrix`), and
 // GPTQ's per-block fit with diag(H) as the weights (`GGMLGrid`). Q8_0 has no such path in ggml (its
-// quantizer ignores the imatrix); the K-quants' imatrix searches are not written yet.
+// quantizer ignores the imatrix, as MXFP4's does); the K-quants' imatrix searches are not written yet.
 
 /// A block type whose scale search takes per-weight importance.
 public protocol GGMLImportanceQuantizer: GGMLBlockQuantizer {
@@ -14,6 +14,17 @@ public protocol GGMLImportanceQuantizer: GGMLBlockQuantizer {
     static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                             parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
                             scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>)
+    /// ggml's `weight[j]` for one block of a row from the imatrix `qw`. Default (Q4_0..Q5_1):
+    /// `qw[j]·sqrt(σ² + x[j]²)` with σ² = Σx²/cols over the row (`rowSigma2`).
+    static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                  rowSigma2: Float, into weight: UnsafeMutablePointer<Float>)
+}
+
+extension GGMLImportanceQuantizer {
+    public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                         rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
+        for j in 0..<32 { weight[j] = qw[j] * (rowSigma2 + x[j] * x[j]).squareRoot() }
+    }
 }
 
 extension GGMLType {
@@ -25,6 +36,7 @@ extension GGMLType {
         case .q4_1: return Q4_1Block.self
         case .q5_0: return Q5_0Block.self
         case .q5_1: return Q5_1Block.self
+        case .iq4_nl: return IQ4NLBlock.self
         default: return nil
         }
     }
@@ -131,7 +143,7 @@ private func quantizeRowWeighted<B: GGMLImportanceQuantizer>(_: B.Type, x: Unsaf
     var scale = weight, offset = weight
     for b in 0..<(cols / 32) {
         let xb = x + 32 * b, qw = importance + 32 * b
-        for j in 0..<32 { weight[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+        weight.withUnsafeMutableBufferPointer { B.importanceWeights(block: xb, imatrix: qw, rowSigma2: sigma2, into: $0.baseAddress!) }
         let block = out + b * B.byteSize
         B.fitWeighted(block: xb, weights: weight, parameters: block, codes: &codes, scale: &scale, offset: &offset)
         B.packCodes(codes, into: block)

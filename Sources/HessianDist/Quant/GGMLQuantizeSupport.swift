@@ -22,6 +22,13 @@ public protocol GGMLBlockQuantizer: GGMLBlockFormat {
     /// ORs the codes (`0...maxCode`, one per weight in order) into the code region of `block`,
     /// which must be zero there.
     static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer)
+    /// For the non-uniform types (IQ4_NL, MXFP4), the value of each code before scaling: the weight is
+    /// `scale · codebook[q] + offset`. Nil (the default) for the affine grids, `scale · q + offset`.
+    static var codebook: [Float]? { get }
+}
+
+extension GGMLBlockQuantizer {
+    public static var codebook: [Float]? { nil }
 }
 
 /// Float -> IEEE half bits, round to nearest even, overflow to infinity: `GGML_FP32_TO_FP16`

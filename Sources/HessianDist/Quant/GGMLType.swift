@@ -17,13 +17,15 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case q5_K = 13
     case q6_K = 14
     case q8_K = 15
+    case iq4_nl = 20
     case bf16 = 30
+    case mxfp4 = 39
 
     /// Elements per block (1 for plain floats).
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1: return 32
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl, .mxfp4: return 32
         case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K: return 256
         }
     }
@@ -45,6 +47,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q5_K: return 2 + 2 + 12 + 32 + 128 // d, dmin, scales, qh, qs = 176
         case .q6_K: return 128 + 64 + 16 + 2 // ql, qh, scales, d = 210
         case .q8_K: return 4 + 256 + 32      // d (f32), qs, bsums (int16 x16) = 292
+        case .iq4_nl: return 2 + 16          // d, 32 nibbles
+        case .mxfp4: return 1 + 16           // e (E8M0), 32 nibbles
         }
     }
 
@@ -66,6 +70,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q5_K: return "Q5_K"
         case .q6_K: return "Q6_K"
         case .q8_K: return "Q8_K"
+        case .iq4_nl: return "IQ4_NL"
+        case .mxfp4: return "MXFP4"
         }
     }
 

@@ -3,7 +3,8 @@
 // GPTQ safetensors each provide one.
 
 /// A per-(row, group) affine grid: weight i of a group may take `scale[i] * q + offset[i]` for an integer
-/// code `q` in `0...maxCode`. The grid of a group is fitted from the weights the GPTQ sweep holds when it
+/// code `q` in `0...maxCode` (or `scale[i] * level(q) + offset[i]` on a fixed non-uniform set of levels:
+/// `value(code:scale:offset:)`). The grid of a group is fitted from the weights the GPTQ sweep holds when it
 /// reaches the group's first column (error-compensated by then), so what is stored is what was optimised.
 ///
 /// Every ggml type fits this form: Q4_0 is `d·(q−8)` (offset −8d), Q4_1 `d·q + m`, Q8_0 `d·(q−128)`,
@@ -31,13 +32,27 @@ public protocol QuantGrid: Sendable {
     func fit(weights w: UnsafePointer<Float>, importance: UnsafePointer<Float>?,
              parameters: UnsafeMutableRawPointer,
              scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>)
+
+    /// The code whose value is nearest to `w` on the group's grid `(scale, offset)`.
+    func nearestCode(_ w: Float, scale: Float, offset: Float) -> UInt8
+    /// The weight code `q` stands for: `scale · q + offset` (the default), or `scale · level(q) + offset`
+    /// on a non-uniform grid (IQ4_NL, MXFP4: see `GGMLGrid.codebook`).
+    func value(code q: UInt8, scale: Float, offset: Float) -> Float
 }
 
 extension QuantGrid {
-    /// The code nearest to `w` on the grid `(scale, offset)`: `clamp(round((w - offset) / scale))`.
-    /// Ties and a zero scale resolve to the code whose value is `offset` (q = 0) the same way every time.
     @inline(__always)
     public func nearestCode(_ w: Float, scale: Float, offset: Float) -> UInt8 {
+        affineNearestCode(w, scale: scale, offset: offset)
+    }
+
+    @inline(__always)
+    public func value(code q: UInt8, scale: Float, offset: Float) -> Float { scale * Float(q) + offset }
+
+    /// The code nearest to `w` on the affine grid `(scale, offset)`: `clamp(round((w - offset) / scale))`.
+    /// Ties and a zero scale resolve to the code whose value is `offset` (q = 0) the same way every time.
+    @inline(__always)
+    public func affineNearestCode(_ w: Float, scale: Float, offset: Float) -> UInt8 {
         guard scale != 0 else { return 0 }
         let q = ((w - offset) / scale).rounded(.toNearestOrEven)
         return UInt8(max(0, min(Float(maxCode), q)))

@@ -24,7 +24,10 @@ public enum LlamaFileType: Int, Sendable, CaseIterable {
     case mostlyQ5_K_S = 16
     case mostlyQ5_K_M = 17
     case mostlyQ6_K = 18
+    case mostlyIQ4_NL = 25
     case mostlyBF16 = 32
+    /// llama.cpp has no all-MXFP4 file type; its one MXFP4 mix is for MoE experts.
+    case mostlyMXFP4_MOE = 38
 
     /// The file type whose main weight type is `type` (the `_M` mix for K-quants); nil for Q8_1/Q8_K.
     public init?(mainType type: GGMLType) {
@@ -42,6 +45,8 @@ public enum LlamaFileType: Int, Sendable, CaseIterable {
         case .q4_K: self = .mostlyQ4_K_M
         case .q5_K: self = .mostlyQ5_K_M
         case .q6_K: self = .mostlyQ6_K
+        case .iq4_nl: self = .mostlyIQ4_NL
+        case .mxfp4: self = .mostlyMXFP4_MOE
         case .q8_1, .q8_K: return nil
         }
     }
