@@ -459,7 +459,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     // residual stream, from each candidate's dequantized rows.
     let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder,
                       shrink: options.shrink)
-    // GPTQ's error on a candidate grid, for block linears (the embedding is quantized by round-to-nearest).
+    // GPTQ's error on a candidate grid, for block linears (the embedding is priced by round-to-nearest).
     func gptqErrors(_ W: [Float], _ H: LayerHessian?, _ hMean: [Float]?, rows: Int, cols: Int,
                     grid: some QuantGrid) throws -> (layer: Double, squared: Double)? {
         guard profile.gptqErrors, let H, let hMean else { return nil }
@@ -645,7 +645,7 @@ public func allocateMixedPrecision(stats: SensitivityStats,
         }
         let n = Double(t.shape.reduce(1, *)), rows = Double(t.shape[0])
         items.append(AllocationItem(name: t.name, choices: t.candidates.map { c in
-            // The embedding has no GPTQ errors: it is quantized by round-to-nearest.
+            // The embedding has no GPTQ-priced errors (its price includes its error as the input, of rounding).
             let layer = errors == .gptq ? c.gptqLayerError ?? c.layerError : c.layerError
             let squared = errors == .gptq ? c.gptqSquaredError ?? c.squaredError : c.squaredError
             let cost: Double

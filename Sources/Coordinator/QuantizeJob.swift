@@ -208,6 +208,9 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     }
     let quantizer = SequentialQuantizer(source: source, options: job.options, comm: comm, target: target)
     quantizer.injectsFaults = true
+    // GGUF stores the head (the tied embedding) quantized: GPTQ it like the block linears. A GPTQ checkpoint
+    // keeps it fp16; RTN jobs quantize it in the export with the imatrix, as llama.cpp does.
+    quantizer.quantizesHead = job.format == .gguf && job.options.method == .gptq && calibration != nil
     var setup: CheckpointSetup? = nil
     if comm.isRoot {
         let calibrated = (job.options.method == .gptq || job.options.importanceFit) && calibration != nil

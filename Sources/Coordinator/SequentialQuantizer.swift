@@ -112,8 +112,13 @@ public final class SequentialQuantizer {
     public var observer: ((_ name: String, _ W: [Float], _ H: LayerHessian?) throws -> Void)?
     /// Called on rank 0 after the last block with the output head's weights (the token embedding when
     /// tied) and the Hessian of its input, the final norm's output over the calibration. Only with
-    /// calibration; the head itself is not quantized here.
+    /// calibration; the head itself is not quantized here unless `quantizesHead`.
     public var headObserver: ((_ name: String, _ W: [Float], _ H: LayerHessian) throws -> Void)?
+    /// Also quantize the output head (the token embedding when tied) after the last block, to `target(name)`,
+    /// with the same solver and the Hessian of its input: GPTQ on the quantized model's final hidden
+    /// states, as every block linear gets. It is the most sensitive matrix, and the only one llama.cpp
+    /// rounds with no more than an imatrix. Rank 0 solves it; the result is the last of `run`'s linears.
+    public var quantizesHead = false
     /// Where rank 0 saves each completed block (nil: no checkpoints, as in the profiling pass).
     public var checkpoint: QuantizeCheckpoint?
     /// Blocks 0..<n completed by an interrupted run, read from `checkpoint` (rank 0 only; the other
@@ -194,7 +199,7 @@ public final class SequentialQuantizer {
                 // Taken from the checkpoint; the forward rebuilds X only if anything still reads it (a
                 // block still to solve, or the head's Hessian); a job killed while exporting needs none.
                 stage = "block \(l) (resumed from the checkpoint)"
-                let forward = resumedBlocks < c.nLayers || headObserver != nil
+                let forward = resumedBlocks < c.nLayers || headObserver != nil || quantizesHead
                 try restoreBlock(l, block: block, X: forward ? X : nil, mine: mine, seqlen: seqlen, calibrated: gptq, into: &out)
                 if comm.isRoot {
                     let elapsed = Date().timeIntervalSince(start)
@@ -298,7 +303,7 @@ public final class SequentialQuantizer {
                 try checkpoint.write(block: l, linears: Array(out[blockStart...])) { gptq ? block.weight($0) : nil }
             }
         }
-        if let headObserver, let X {
+        if headObserver != nil || quantizesHead, let X {
             stage = "output head"
             let head = try LlamaModel(source: source, layers: 0..<0, embedding: false, head: true, contextLength: seqlen)
             if let H = try reduceHessian(layer: c.nLayers, group: 0, columns: c.dim, shards: shards, mine: mine,
@@ -308,7 +313,8 @@ public final class SequentialQuantizer {
                 return a.xn
             }) {
                 let name = c.tiedEmbeddings ? TensorName.tokenEmbedding : TensorName.output
-                try headObserver(name, head.weight(name), H)
+                try headObserver?(name, head.weight(name), H)
+                if quantizesHead { out.append(try quantize(name: name, block: head, H: H).0) }
             }
         }
         stage = "end of run"

@@ -46,6 +46,12 @@ import HessianDist
                 #expect(ge <= re * (1 + 1e-6), "\(m["name"]!): GPTQ \(ge) > RTN \(re)")
             }
         }
+        // The output head (stories260K's tied embedding) is solved by GPTQ too, with the final hidden states' H.
+        let head = (gr["modules"] as! [[String: Any]]).first { $0["name"] as? String == "token_embd.weight" }
+        #expect(head?["method"] as? String == "gptq" && head?["storage"] as? String == "Q8_0", "head: \(head ?? [:])")
+        if let ge = head?["gptqError"] as? Double, let re = head?["rtnError"] as? Double {
+            #expect(ge < re, "head: GPTQ \(ge) not below RTN \(re)")
+        } else { Issue.record("head: no GPTQ/RTN errors in \(head ?? [:])") }
         // On held-out text the GPTQ model is closer to the original than RTN's.
         let klG = try klAgainstOriginal(g, eval: eval), klR = try klAgainstOriginal(r, eval: eval)
         #expect(klG < klR, "KL gptq \(klG) vs rtn \(klR)")
