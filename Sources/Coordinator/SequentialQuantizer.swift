@@ -314,7 +314,12 @@ public final class SequentialQuantizer {
             }) {
                 let name = c.tiedEmbeddings ? TensorName.tokenEmbedding : TensorName.output
                 try headObserver?(name, head.weight(name), H)
-                if quantizesHead { out.append(try quantize(name: name, block: head, H: H).0) }
+                if quantizesHead {
+                    let t0 = Date()
+                    var q = try quantize(name: name, block: head, H: H).0
+                    q.report.seconds = Date().timeIntervalSince(t0)
+                    out.append(q)
+                }
             }
         }
         stage = "end of run"
