@@ -269,7 +269,8 @@ public struct GPTQResult: Sendable {
         public var metrics = 0.0
     }
 
-    /// Quantized weights: `Q[r, c] = scale · codes[r, c] + offset` of the grid of (r, group of c).
+    /// Quantized weights: `Q[r, c] = grid.value(code: codes[r, c], …)` (`scale · code + offset` on an affine grid)
+    /// of the grid of (r, group of c).
     public var Q: [Float]
     /// Codes in `0...grid.maxCode`.
     public var codes: [UInt8]

@@ -5,7 +5,8 @@
 /// K-quants). `fit` computes the block's f16 scales (and mins, 6-bit sub-block scales, ...) exactly as
 /// `quantize_row_*_ref` does from the given weights and writes the block bytes with a zero code region
 /// to `parameters`; `pack` then ORs the solver's codes in. Codes are the grid's `0...maxCode`; the
-/// dequantized weight is `scale[i] * Float(q) + offset[i]` evaluated as two roundings (no FMA), equal as
+/// dequantized weight is `scale[i] * Float(q) + offset[i]` (IQ4_NL, MXFP4: `scale[i] * codebook[q] + offset[i]`,
+/// offset 0) evaluated as two roundings (no FMA), equal as
 /// a Float to what `dequantizeRow` gives for the packed block (see `QuantGrid` for the one sign-of-zero
 /// exception and the finite-scale condition).
 ///
