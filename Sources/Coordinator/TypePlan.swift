@@ -18,8 +18,8 @@ public struct TypePlan: Sendable {
     /// the embedding of a mixed plan, quantized with the statistics its price was measured with.
     public var importance: [String: [Float]] = [:]
 
-    /// llama.cpp's fallbacks for k-quants on rows that are not multiples of 256 (`llama_tensor_get_type`),
-    /// with Q4_0 standing in for IQ4_NL, which we do not write.
+    /// llama.cpp's fallbacks for k-quants on rows that are not multiples of 256 (`tensor_type_fallback` in
+    /// llama-quant.cpp, which sends Q2_K and Q3_K to Q4_0).
     public static func fallback(for t: GGMLType) -> GGMLType {
         switch t {
         case .q2_K, .q3_K: return .q4_0

@@ -80,6 +80,14 @@ public enum IQ4NLBlock: GGMLBlockFormat {
         }
     }
 
+    /// The search without an imatrix (`quant_weights` NULL): weight[j] = x[j]².
+    static func plainScale(_ x: UnsafePointer<Float>) -> Float {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { w in
+            for j in 0..<32 { w[j] = x[j] * x[j] }
+            return searchScale(x, weights: w.baseAddress!)
+        }
+    }
+
     /// The codes ggml writes for scale `d`: the nearest levels to x·(1/d) with the float (unrounded) d.
     static func nearestCodes(_ x: UnsafePointer<Float>, d: Float, into codes: UnsafeMutablePointer<UInt8>) {
         let id: Float = d != 0 ? 1 / d : 0
@@ -102,24 +110,19 @@ extension IQ4NLBlock: GGMLBlockQuantizer {
     /// llama-quantize without an imatrix (`quantize_iq4_nl`, quant_weights NULL): weight[j] = x[j]².
     /// Not `quantize_row_iq4_nl_ref`, which skips the search (ntry −1) and is not what makes files.
     public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { w in
-            for j in 0..<32 { w[j] = x[j] * x[j] }
-            let d = searchScale(x, weights: w.baseAddress!)
-            out.storeF16(d, at: 0)
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { q in
-                nearestCodes(x, d: d, into: q.baseAddress!)
-                for j in 0..<16 { out.storeU8(q[j] | q[j + 16] << 4, at: 2 + j) }
-            }
+        let d = plainScale(x)
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        out.storeF16(d, at: 0)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { q in
+            nearestCodes(x, d: d, into: q.baseAddress!)
+            packCodes(q.baseAddress!, into: out)
         }
     }
 
     public static func fit(block x: UnsafePointer<Float>, parameters: UnsafeMutableRawPointer,
                            scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
         parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { w in
-            for j in 0..<32 { w[j] = x[j] * x[j] }
-            parameters.storeF16(searchScale(x, weights: w.baseAddress!), at: 0)
-        }
+        parameters.storeF16(plainScale(x), at: 0)
         grid(parameters, s, o)
     }
 
