@@ -6,7 +6,8 @@
 # (PEERS, `llama-quantize --imatrix` with llama-imatrix on the same calibration text, `llama-perplexity`).
 # Calibration: tiny shakespeare, NSAMPLES × SEQLEN.
 # Usage: scripts/bench-mixed.sh [BPW...]   (default 4.0 4.5 5.0 5.5)
-#   SENSITIVITIES="size-only hessian-error fisher hutchinson kfac" (S:rtn prices by round-to-nearest errors
+#   SENSITIVITIES="size-only hessian-error fisher hutchinson kfac kl" (kl needs PROFILE_ARGS="--kl-samples 2",
+#   and "--gptq-errors" to measure GPTQ's results; S:rtn prices by round-to-nearest errors
 #   instead of GPTQ's, e.g. fisher:rtn)  UNIFORM="Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0"
 #   PEERS="Q3_K_M Q4_K_S Q4_K_M Q5_K_S"  STATS=file (reuse a profile)  PROFILE_ARGS (e.g. "--max-probes 20")
 #   KEEP=1 reuses GGUF files already in OUT (same names: same command) and only evaluates them again.
@@ -73,7 +74,10 @@ if c.get("hutchinsonSecondsPerProbe"):
     conv = sum(1 for t in s["tensors"] if t.get("hutchinson", {}).get("converged"))
     line += "; Hutchinson %.1f s per probe over %d sequences = %.1f forwards per sequence, %d probes, %d/%d tensors converged" % (
         c["hutchinsonSecondsPerProbe"], n, c["hutchinsonSecondsPerProbe"] / n / c["forwardSeconds"], probes, conv, len(s["tensors"]))
-print(line + "; layer Hessians and pricing every candidate %.0f s." % c["layerPassSeconds"])
+if c.get("klMeasurements"):
+    line += "; KL damage %d measurements on %d sequences, %.2f s each = %.1f forwards" % (
+        c["klMeasurements"], c["klSequences"], c["klSecondsPerMeasurement"], c["klSecondsPerMeasurement"] / c["forwardSeconds"])
+print(line + "; layer Hessians and pricing every candidate %.0f s%s." % (c["layerPassSeconds"], " (KL measurements included)" if c.get("klMeasurements") else ""))
 PY
 echo
 echo '| plan | file bytes | bits/weight | types | PPL | mean KL vs original | quantize s |'

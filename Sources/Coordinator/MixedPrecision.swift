@@ -40,6 +40,13 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
     /// original weights, so it prices a tensor's damage to the model's own predictions rather than to the
     /// calibration text's likelihood.
     case sampledFisher = "sampled-fisher"
+    /// Measured, not predicted (ZeroQ's sensitivity): the mean KL divergence of the model's next-token
+    /// distribution from the original's on the first `ProfileOptions.klSamples` calibration sequences, with
+    /// this tensor alone replaced by the candidate's values (GPTQ's result with `--gptq-errors`, else
+    /// round-to-nearest with the imatrix; an untied embedding always the latter). One partial forward per
+    /// tensor and candidate; the HAWQ models'
+    /// second-order prices missed how much GPTQ reduces each tensor's damage (BENCHMARKS.md).
+    case kl
     /// No sensitivity: the largest uniform type that fits, then single tensors one type up in name order
     /// while they fit (`BitAllocationProblem.sizeOnlyBaseline`). The baseline the others must beat; the
     /// report's costs are the hessian-error ones.
@@ -51,7 +58,7 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
         case .fisher, .kfac: .fisher
         case .hutchinson: .hutchinson
         case .sampledFisher: .sampledFisher
-        case .hessianError, .sizeOnly: nil
+        case .hessianError, .sizeOnly, .kl: nil
         }
     }
 }
@@ -96,6 +103,12 @@ public struct ProfileOptions: Sendable {
     /// candidate, with the job's solver settings), not only by round-to-nearest. Off by default: measured
     /// on SmolLM2 they allocate no better than round-to-nearest's (BENCHMARKS.md).
     public var gptqErrors = false
+    /// With > 0, also measure every candidate's KL damage (`SensitivityModel.kl`) on this many calibration
+    /// sequences (the first ones), on rank 0 with a second copy of the model: one forward from the tensor's
+    /// block per candidate that changes the tensor.
+    public var klSamples = 0
+    /// The KL sequences of `quantize --sensitivity kl` when none are given.
+    public static let defaultKLSamples = 2
     public init() {}
 
     /// Parameter-sized arenas the whole-model passes need besides the weights: the gradient, and for
@@ -186,6 +199,11 @@ public struct SensitivityStats: Sendable, Codable {
         /// round-to-nearest: what the quantizer will really leave, when profiled with `gptqErrors`.
         public var gptqLayerError: Double? = nil
         public var gptqSquaredError: Double? = nil
+        /// Mean KL(p_original ‖ p) over the KL sequences' predictions with this tensor alone replaced by its
+        /// round-to-nearest values (`kl`) or GPTQ's (`gptqKL`), when profiled with `klSamples`
+        /// (`SensitivityModel.kl`). A candidate that reproduces the tensor exactly has 0 without a pass.
+        public var kl: Double? = nil
+        public var gptqKL: Double? = nil
     }
     public struct Tensor: Sendable, Codable {
         public var name: String
@@ -212,8 +230,12 @@ public struct SensitivityStats: Sendable, Codable {
         public var fisherSecondsPerSequence: Double?
         /// One Hutchinson probe: two gradient passes over `hutchinsonSamples` sequences.
         public var hutchinsonSecondsPerProbe: Double?
-        /// The layer-Hessian pass and pricing every candidate.
+        /// The layer-Hessian pass and pricing every candidate (KL measurements included).
         public var layerPassSeconds: Double
+        /// KL measurements made (partial forwards of `klSequences` sequences) and their mean seconds each.
+        public var klMeasurements: Int? = nil
+        public var klSequences: Int? = nil
+        public var klSecondsPerMeasurement: Double? = nil
         public var totalSeconds: Double
         /// The ranks' layout for the whole-model passes (`PipelineTopology.description`), when there were any.
         public var topology: String? = nil
@@ -459,12 +481,27 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     // residual stream, from each candidate's dequantized rows.
     let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder,
                       shrink: options.shrink)
-    // GPTQ's error on a candidate grid, for block linears (the embedding is priced by round-to-nearest).
+    // GPTQ's error on a candidate grid, for the tensors GPTQ quantizes (those with a layer Hessian).
     func gptqErrors(_ W: [Float], _ H: LayerHessian?, _ hMean: [Float]?, rows: Int, cols: Int,
-                    grid: some QuantGrid) throws -> (layer: Double, squared: Double)? {
+                    grid: some QuantGrid) throws -> (layer: Double, squared: Double, Q: [Float])? {
         guard profile.gptqErrors, let H, let hMean else { return nil }
         let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid, importance: options.importanceFit ? H.diagonal : nil)
-        return (layerError(W: W, Q: r.Q, H: hMean, rows: rows, cols: cols), squaredDistance(W, r.Q))
+        return (layerError(W: W, Q: r.Q, H: hMean, rows: rows, cols: cols), squaredDistance(W, r.Q), r.Q)
+    }
+    // ZeroQ's measured damage, on rank 0 (where the observers run) with a second copy of the model.
+    let klProbe: TensorReplacementKL? = profile.klSamples > 0 && comm.isRoot
+        ? try TensorReplacementKL(model: LlamaModel(source: source, contextLength: calibration.seqlen),
+                                  sequences: Array(calibration.samples.prefix(profile.klSamples)))
+        : nil
+    var klSeconds = 0.0
+    /// The KL damage of Q in place of tensor `name` (rtn: round-to-nearest's Q, else GPTQ's), nil without
+    /// KL sequences; 0 without a pass when Q is the tensor itself.
+    func klDamage(_ name: String, _ Q: [Float]?, squared: Double?) throws -> Double? {
+        guard let klProbe, let Q, let squared else { return nil }
+        if squared == 0 { return 0 }
+        let t = Date()
+        defer { klSeconds += Date().timeIntervalSince(t) }
+        return try klProbe.divergence(replacing: name, with: Q)
     }
     func price(_ name: String, _ W: [Float], _ H: LayerHessian?, inputError: (([Float]) -> Double)? = nil) throws {
         guard let shape = shapes[name] else { return }
@@ -483,8 +520,11 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                 let d2 = squaredDistance(W, Q)
                 let err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
                 let g = try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: grid)
+                // The KL of what quantize will write: GPTQ's result when profiled, else round-to-nearest's.
                 candidates.append(.init(type: gptqLabel(bits: bits), bytes: gptqModuleDataBytes(rows: rows, cols: cols, grid: grid),
-                                        layerError: err, squaredError: d2, gptqLayerError: g?.layer, gptqSquaredError: g?.squared))
+                                        layerError: err, squaredError: d2, gptqLayerError: g?.layer, gptqSquaredError: g?.squared,
+                                        kl: g == nil ? try klDamage(name, Q, squared: d2) : nil,
+                                        gptqKL: try klDamage(name, g?.Q, squared: g?.squared)))
             }
         }
         for type in profile.candidates where profile.gptq == nil && cols % type.blockSize == 0 {
@@ -497,9 +537,14 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
             let d2 = squaredDistance(W, Q)
             var err = hMean.map { layerError(W: W, Q: Q, H: $0, rows: rows, cols: cols) } ?? 0
             if let inputError { err += inputError(Q) }
-            let g = inputError == nil ? try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: try GGMLGrid(type: type)) : nil
+            // GPTQ's result wherever quantize runs GPTQ: the block linears and the output head, which for a tied
+            // embedding is the embedding (priced with its error as the input too). An untied embedding has no H.
+            let g = try gptqErrors(W, H, hMean, rows: rows, cols: cols, grid: try GGMLGrid(type: type))
+            let gptqLayer = g.map { $0.layer + (inputError?($0.Q) ?? 0) }
             candidates.append(.init(type: type.description, bytes: layout!.dataBytes(type, elements: rows * cols)!,
-                                    layerError: err, squaredError: d2, gptqLayerError: g?.layer, gptqSquaredError: g?.squared))
+                                    layerError: err, squaredError: d2, gptqLayerError: gptqLayer, gptqSquaredError: g?.squared,
+                                    kl: g == nil ? try klDamage(name, Q, squared: d2) : nil,
+                                    gptqKL: try klDamage(name, g?.Q, squared: g?.squared)))
         }
         // A tensor no candidate fits (rows not a whole number of blocks) keeps its base type as fixed bytes.
         guard !candidates.isEmpty else { return }
@@ -562,6 +607,8 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
                                  hutchinsonSamples: profile.traces.contains(.hutchinson) ? min(profile.hutchinsonSamples, calibration.samples.count) : nil,
                                  cost: .init(forwardSeconds: forwardSeconds, fisherSecondsPerSequence: fisherSeconds,
                                              hutchinsonSecondsPerProbe: probeSeconds, layerPassSeconds: layerSeconds,
+                                             klMeasurements: klProbe?.measurements, klSequences: klProbe?.B,
+                                             klSecondsPerMeasurement: klProbe.map { klSeconds / Double(max(1, $0.measurements)) },
                                              totalSeconds: Date().timeIntervalSince(t0), topology: topology?.description,
                                              peakResidentBytesByRank: peaks, wireBytes: topology.map { _ in wireTotal }))
     stats.imatrix = imatrix
@@ -630,6 +677,12 @@ public func allocateMixedPrecision(stats: SensitivityStats,
                 continue
             }
         }
+        if mixed.sensitivity == .kl {
+            let missing = t.candidates.first { (errors == .gptq ? $0.gptqKL ?? $0.kl : $0.kl) == nil }
+            if let missing {
+                throw MixedPrecisionError.budget("--sensitivity kl: the statistics have no \(errors == .gptq ? "GPTQ " : "")KL measurement for \(t.name) as \(missing.type) (hint: profile with --kl-samples N\(errors == .gptq ? " --gptq-errors" : ""): the KL of the rounding the allocation prices by)")
+            }
+        }
         let trace: TraceEstimate?
         switch mixed.sensitivity.trace {
         case .fisher: trace = t.fisher
@@ -645,11 +698,14 @@ public func allocateMixedPrecision(stats: SensitivityStats,
         }
         let n = Double(t.shape.reduce(1, *)), rows = Double(t.shape[0])
         items.append(AllocationItem(name: t.name, choices: t.candidates.map { c in
-            // The embedding has no GPTQ-priced errors (its price includes its error as the input, of rounding).
+            // An untied embedding has no GPTQ-priced errors (quantize rounds it with its imatrix).
             let layer = errors == .gptq ? c.gptqLayerError ?? c.layerError : c.layerError
             let squared = errors == .gptq ? c.gptqSquaredError ?? c.squaredError : c.squaredError
             let cost: Double
-            if let trace, mixed.sensitivity == .kfac, t.inputTrace > 0 {
+            if mixed.sensitivity == .kl {
+                // An untied embedding has no GPTQ-priced KL: its round-to-nearest one stands in.
+                cost = max(0, (errors == .gptq ? c.gptqKL ?? c.kl : c.kl)!)
+            } else if let trace, mixed.sensitivity == .kfac, t.inputTrace > 0 {
                 cost = max(0, trace.mean) / (t.inputTrace * rows) * layer
             } else if let trace {
                 cost = max(0, trace.mean) / n * squared

@@ -146,6 +146,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
             guard let cal = calibration else { throw CalibrationError.invalid("--target-bpw needs calibration samples") }
             var profile = mixed.profile
             if let trace = mixed.sensitivity.trace { profile.traces.insert(trace) }
+            if mixed.sensitivity == .kl && profile.klSamples == 0 { profile.klSamples = ProfileOptions.defaultKLSamples }
             if job.format == .gptq { profile.gptq = checkpoint }
             stats = try profileSensitivity(source: source, tokenizer: tokenizer, base: plan, calibration: cal,
                                            calibrationDescription: calibrationDescription, options: job.options,

@@ -77,6 +77,9 @@ struct Profile: ParsableCommand {
             cost += String(format: "; Hutchinson %.2f s per probe over %d sequences (%.1f forwards per sequence)",
                            h, n, h / Double(n) / c.forwardSeconds)
         }
+        if let n = c.klMeasurements, let k = c.klSecondsPerMeasurement {
+            cost += String(format: "; KL damage %d measurements, %.2f s each (%.1f forwards)", n, k, k / c.forwardSeconds)
+        }
         print(cost + String(format: "; layer Hessians and pricing %.1f s", c.layerPassSeconds))
         if let t = c.topology {
             let peaks = (c.peakResidentBytesByRank ?? []).map { String(format: "%.0f", Double($0) / 1_048_576) }
@@ -86,7 +89,8 @@ struct Profile: ParsableCommand {
     }
 }
 
-/// Per tensor: parameters, the imatrix's sum, the traces, and the layer error of a few types.
+/// Per tensor: parameters, the imatrix's sum, the traces, the layer error of a few types, and with KL
+/// measurements the KL damage of the first of them (GPTQ's where measured).
 func sensitivityTable(_ s: SensitivityStats) -> String {
     let shown = s.format == .gptq ? [2, 4, 8].map { gptqLabel(bits: $0) } : ["Q4_0", "Q5_0", "Q8_0"]
     let width = max(8, s.tensors.map(\.name.count).max() ?? 0)
@@ -95,13 +99,18 @@ func sensitivityTable(_ s: SensitivityStats) -> String {
         return left ? x + fill : fill + x
     }
     func tr(_ e: TraceEstimate?) -> String { e.map { String(format: "%.3g ± %.2g", $0.mean, $0.standardError) } ?? "-" }
+    let hasKL = s.tensors.contains { $0.candidates.contains { $0.kl != nil || $0.gptqKL != nil } }
     var lines = [pad("tensor", width, left: true) + pad("params", 10) + pad("Σ imatrix", 11) + pad("Fisher tr ± se", 20)
-                 + pad("Hutchinson tr ± se", 22) + shown.map { pad("err \($0)", 12) }.joined()]
+                 + pad("Hutchinson tr ± se", 22) + shown.map { pad("err \($0)", 12) }.joined()
+                 + (hasKL ? pad("KL \(shown[0])", 12) : "")]
     for t in s.tensors {
         var line = pad(t.name, width, left: true) + pad("\(t.shape.reduce(1, *))", 10)
             + pad(String(format: "%.4g", t.inputTrace), 11) + pad(tr(t.fisher), 20) + pad(tr(t.hutchinson), 22)
         for type in shown {
             line += pad(t.candidates.first { $0.type == type }.map { String(format: "%.4g", $0.layerError) } ?? "-", 12)
+        }
+        if hasKL {
+            line += pad(t.candidates.first { $0.type == shown[0] }.flatMap { $0.gptqKL ?? $0.kl }.map { String(format: "%.3g", $0) } ?? "-", 12)
         }
         if let e = t.topEigenvalue { line += String(format: "  λmax %.4g (%d iterations)", e, t.eigenIterations ?? 0) }
         lines.append(line)

@@ -36,8 +36,11 @@ struct TraceOptions: ParsableArguments {
     var maxProbes = 30
     @Flag(help: "Price every block linear's candidates by GPTQ's result on them too (one GPTQ solve per candidate with quantize's solver settings), not only by round-to-nearest; the allocation then uses them unless --errors rtn. Off by default: on SmolLM2 they allocated no better (BENCHMARKS.md) and double the pricing time.")
     var gptqErrors = false
+    @Option(help: "Measure every candidate's damage as ZeroQ does, for --sensitivity kl: the mean KL divergence of the next-token distribution from the original's on this many calibration sequences, with the tensor alone replaced by the candidate (GPTQ's result with --gptq-errors, else round-to-nearest). One forward from the tensor's block per candidate, on rank 0. Default: 0 for profile, \(ProfileOptions.defaultKLSamples) for quantize --sensitivity kl.")
+    var klSamples: Int?
 
     func validate() throws {
+        if let k = klSamples, k < 0 { throw ValidationError("--kl-samples \(k): expected >= 0 (0: no KL measurements)") }
         guard fisherRowBlock >= 0 else { throw ValidationError("--fisher-row-block \(fisherRowBlock): expected >= 0 (0: whole tensors)") }
         guard fisherSamples >= 1, hutchinsonSamples >= 1, maxProbes >= 1 else {
             throw ValidationError("--fisher-samples \(fisherSamples), --hutchinson-samples \(hutchinsonSamples), --max-probes \(maxProbes): expected >= 1")
@@ -64,6 +67,7 @@ struct TraceOptions: ParsableArguments {
         p.hutchinsonSamples = hutchinsonSamples
         p.maxProbes = maxProbes
         p.gptqErrors = gptqErrors
+        p.klSamples = klSamples ?? 0
         return p
     }
 }
@@ -95,7 +99,7 @@ struct BudgetOptions: ParsableArguments {
     var targetBpw: Double?
     @Option(help: "Mixed precision: the whole file at most this many bytes.")
     var targetSize: Int?
-    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher, sampled-fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher, the Fisher information (labels drawn from the model) or Hutchinson's loss-Hessian trace), kfac (the layer error tr(ΔW H ΔWᵀ) weighted by Tr(F)/(Tr(H)·rows), the Fisher factored as K-FAC does), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
+    @Option(help: "How a type's damage is predicted: hessian-error (tr(ΔW H ΔWᵀ) of the layer), fisher, sampled-fisher or hutchinson (HAWQ: Tr(H_b)/n_b · ‖Q(W_b) − W_b‖² with the empirical Fisher, the Fisher information (labels drawn from the model) or Hutchinson's loss-Hessian trace), kfac (the layer error tr(ΔW H ΔWᵀ) weighted by Tr(F)/(Tr(H)·rows), the Fisher factored as K-FAC does), kl (measured: the KL divergence from the original model with the tensor alone quantized, see --kl-samples), or size-only (the baseline). The default, fisher, is the best measured on SmolLM2 (BENCHMARKS.md) and costs one backward pass per --fisher-samples sequence.")
     var sensitivity: SensitivityModel = .fisher
     @Option(help: "The rounding whose errors price the candidates: gptq (what quantize writes; the default when the statistics have them) or rtn (round-to-nearest).")
     var errors: CandidateErrors?

@@ -140,7 +140,7 @@ import HessianDist
         let stats = dir.appendingPathComponent("stats.safetensors").path
         let table = try run(hessdistBinary, ["profile"] + common + ["--traces", "fisher,hutchinson", "--fisher-samples", "4", "--hutchinson-samples", "2",
                                                                      "--max-probes", "10", "--eigenvalues", "blk.0.attn_q",
-                                                                     "--out", stats])
+                                                                     "--kl-samples", "2", "--out", stats])
         #expect(table.contains("token_embd.weight") && table.contains("Hutchinson") && table.contains("forwards"), "\(table)")
         #expect(table.components(separatedBy: "λmax").count == 2, "one tensor asked for its top eigenvalue: \(table)")
         // safetensors reads the container: one imatrix per profiled tensor, the JSON in the metadata.
@@ -148,7 +148,7 @@ import HessianDist
         #expect(check.contains("ok 31"), "\(check)")
         let plan = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--sensitivity", "fisher"])
         #expect(plan.contains("optimal") && plan.contains("token_embd.weight"), "\(plan)")
-        for s in ["hessian-error", "fisher", "hutchinson"] {
+        for s in ["hessian-error", "fisher", "hutchinson", "kl"] {
             let a = dir.appendingPathComponent("inline-\(s).gguf").path, b = dir.appendingPathComponent("stats-\(s).gguf").path
             try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--fisher-samples", "4",
                                                              "--hutchinson-samples", "2", "--max-probes", "10", "--out", a])
@@ -169,6 +169,48 @@ import HessianDist
         #expect { try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--stats", wrong,
                                                                   "--out", dir.appendingPathComponent("x.gguf").path]) }
             throws: { "\($0)".contains("parameters") && "\($0)".contains("wrong.safetensors") }
+    }
+
+    /// `profile --kl-samples`: every candidate's measured KL damage, of round-to-nearest, or of GPTQ's result
+    /// with `--gptq-errors` (the tied embedding's as the output head); more bits do less damage, GPTQ less
+    /// than rounding; `allocate --sensitivity kl` uses them and names the missing profile flag otherwise.
+    @Test func profiledKLDamageOrdersTheCandidates() throws {
+        let (calib, _) = try texts()
+        let dir = try TestData.tempDir("kl")
+        let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "8", "--seqlen", "64"]
+        func profile(_ name: String, _ extra: [String]) throws -> [[String: Any]] {
+            let path = dir.appendingPathComponent(name).path
+            try run(hessdistBinary, ["profile"] + common + ["--traces", "none", "--candidates", "Q4_0,Q8_0", "--out", path] + extra)
+            let json = try JSONSerialization.jsonObject(with: Data(try SafetensorsFile(path: path).metadata["hessdist.stats"]!.utf8)) as! [String: Any]
+            return json["tensors"] as! [[String: Any]]
+        }
+        let rtn = try profile("rtn.safetensors", ["--kl-samples", "2"])
+        let gptq = try profile("gptq.safetensors", ["--kl-samples", "2", "--gptq-errors"])
+        var rtnSum = 0.0, gptqSum = 0.0
+        for (r, g) in zip(rtn, gptq) {
+            let name = r["name"] as! String
+            func kl(_ t: [String: Any], _ type: String, _ key: String) -> Double? {
+                (t["candidates"] as! [[String: Any]]).first { $0["type"] as? String == type }?[key] as? Double
+            }
+            let q4 = try #require(kl(r, "Q4_0", "kl"), "\(name)"), q8 = try #require(kl(r, "Q8_0", "kl"), "\(name)")
+            #expect(q4 > 0 && q8 >= 0 && q8 < q4, "\(name): Q8_0 \(q8) vs Q4_0 \(q4)")
+            // Every tensor GPTQ quantizes, the tied embedding too (GPTQ as the output head).
+            let gq4 = try #require(kl(g, "Q4_0", "gptqKL"), "\(name)")
+            #expect(kl(g, "Q4_0", "kl") == nil && gq4 > 0, "\(name)")
+            rtnSum += q4
+            gptqSum += gq4
+        }
+        #expect(gptqSum < rtnSum, "GPTQ's damage \(gptqSum) vs round-to-nearest's \(rtnSum)")
+        let none = dir.appendingPathComponent("none.safetensors").path
+        try run(hessdistBinary, ["profile"] + common + ["--traces", "none", "--candidates", "Q4_0,Q8_0", "--out", none])
+        let plan = try run(hessdistBinary, ["allocate", "--stats", dir.appendingPathComponent("gptq.safetensors").path,
+                                            "--target-bpw", "8", "--sensitivity", "kl"])
+        #expect(plan.contains("optimal"), "\(plan)")
+        #expect { try run(hessdistBinary, ["allocate", "--stats", none, "--target-bpw", "8", "--sensitivity", "kl"]) }
+            throws: { "\($0)".contains("--kl-samples") }
+        #expect { try run(hessdistBinary, ["allocate", "--stats", dir.appendingPathComponent("gptq.safetensors").path,
+                                           "--target-bpw", "8", "--sensitivity", "kl", "--errors", "rtn"]) }
+            throws: { "\($0)".contains("--kl-samples") }
     }
 
     /// `profile --gptq-errors` prices a candidate by GPTQ's own result with quantize's default solver:

@@ -229,3 +229,63 @@ import HessianDist
         #expect(throws: SensitivityError.self) { try pw.empiricalFisher([]) }
     }
 }
+
+/// ZeroQ's measured damage: `TensorReplacementKL` against the KL computed directly from two inference
+/// forwards (the original model and a copy with the tensor replaced), in Double, position by position.
+@Suite struct TensorReplacementKLTests {
+    /// Mean over sequences of the mean over predicted positions of KL(p_original ‖ p_replaced), by the
+    /// inference forward (`embed`/`blocks`/`head`), independent of the training pass the probe reuses.
+    static func directKL(original: LlamaModel, replaced: LlamaModel, sequences: [[Int32]]) throws -> Double {
+        let V = original.config.vocabSize, T = sequences[0].count
+        var total = 0.0
+        for s in sequences {
+            func logits(_ m: LlamaModel) throws -> [Float] {
+                let a = Activations(config: m.config, B: 1, T: T)
+                try m.embed(a, tokens: s)
+                m.blocks(a)
+                var out = [Float](repeating: 0, count: T * V)
+                out.withUnsafeMutableBufferPointer { m.head(a, into: $0.baseAddress!) }
+                return out
+            }
+            let a = try logits(original), b = try logits(replaced)
+            var kl = 0.0
+            for t in 0..<(T - 1) {
+                let x = a[(t * V)..<((t + 1) * V)].map(Double.init), y = b[(t * V)..<((t + 1) * V)].map(Double.init)
+                let lx = log(x.map { exp($0 - x.max()!) }.reduce(0, +)) + x.max()!
+                let ly = log(y.map { exp($0 - y.max()!) }.reduce(0, +)) + y.max()!
+                for v in 0..<V { kl += exp(x[v] - lx) * ((x[v] - lx) - (y[v] - ly)) }
+            }
+            total += kl / Double(T - 1)
+        }
+        return total / Double(sequences.count)
+    }
+
+    @Test func divergenceIsTheKLOfTheReplacedModel() throws {
+        let cfg = RandomWeights.tinyConfig()
+        let source = RandomWeights(config: cfg, seed: 21)
+        let model = try LlamaModel(source: source)
+        let T = 8, seqs = SensitivityTests.sequences(count: 3, T: T, vocab: cfg.vocabSize, seed: 300)
+        let probe = try TensorReplacementKL(model: model, sequences: seqs)
+        let before = Array(UnsafeBufferPointer(start: model.params.base, count: model.params.count))
+        // Out of canonical order on purpose: a later block, an earlier one (the cached streams), the embedding.
+        let names = [TensorName.ffnDown(cfg.nLayers - 1), TensorName.attnV(0), TensorName.tokenEmbedding, TensorName.attnQ(1)]
+        var rng = SeededRandom(seed: 7)
+        for name in names {
+            let W = model.weight(name)
+            // A rounding-sized perturbation: each value moved by up to 5% of the tensor's largest magnitude.
+            let scale = 0.05 * Double(W.map { abs($0) }.max()!)
+            let Q = W.map { $0 + Float(scale * (Double(rng.next() % 2001) / 1000 - 1)) }
+            let measured = try probe.divergence(replacing: name, with: Q)
+            let replaced = try LlamaModel(source: source)
+            replaced.setWeight(name, Q)
+            let direct = try Self.directKL(original: model, replaced: replaced, sequences: seqs)
+            #expect(direct > 1e-6, "\(name): the perturbation must move the predictions")
+            #expect(abs(measured - direct) <= 1e-4 * direct + 1e-9, "\(name): measured \(measured) vs direct \(direct)")
+        }
+        // The weights are back, bit for bit, and the original values cost nothing.
+        #expect(Array(UnsafeBufferPointer(start: model.params.base, count: model.params.count)) == before)
+        let zero = try probe.divergence(replacing: TensorName.attnK(0), with: model.weight(TensorName.attnK(0)))
+        #expect(abs(zero) < 1e-12)
+        #expect(probe.measurements == names.count + 1)
+    }
+}
