@@ -76,16 +76,17 @@ import Node
     /// `profile` under mpirun: Fisher sequences and Hutchinson per-sequence products split over the replicas
     /// (5 and 3 sequences: uneven for 2 and 4, and idle replicas at 4), only per-tensor scalars gathered;
     /// with pipeline stages the residual stream and its gradient pass between the stages (the tied
-    /// embedding / head on stage 0), and the eigenvalues' power iterations run on replica 0's stages.
+    /// embedding / head on stage 0), and the eigenvalues' power iterations run on replica 0's stages; the
+    /// GPTQ-priced KL damage is measured on rank 0 beside the layer pass.
     /// Every statistic is the same bits as one process (timings aside).
     @Test func profileStatistics() throws {
-        func stats(np: Int, stages: Int = 1) throws -> (json: Data, tensors: [String: Data], traced: Int, eigen: Int, topology: String) {
+        func stats(np: Int, stages: Int = 1) throws -> (json: Data, tensors: [String: Data], traced: Int, eigen: Int, topology: String, kl: Int) {
             let dir = try TestData.tempDir("prof\(np)x\(stages)")
             let out = dir.appendingPathComponent("stats.safetensors").path
             let cmd = ["profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson,sampled-fisher",
                        "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12",
                        "--eigenvalues", "blk.1.attn_q,blk.4.attn_k,token_embd", "--eigen-iterations", "4",
-                       "--stages", "\(stages)", "--out", out] + Self.calib
+                       "--gptq-errors", "--kl-samples", "2", "--stages", "\(stages)", "--out", out] + Self.calib
             try runHessdist(np: np, cmd, env: Self.env)
             let f = try SafetensorsFile(path: out)
             var json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
@@ -97,10 +98,11 @@ import Node
             var tensors: [String: Data] = [:]
             for t in f.tensors { tensors[t.name] = try f.withTensorBytes(t.name) { Data($0) } }
             return (try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), tensors, traced,
-                    list.filter { $0["topEigenvalue"] != nil }.count, topology)
+                    list.filter { $0["topEigenvalue"] != nil }.count, topology,
+                    list.filter { ($0["candidates"] as! [[String: Any]]).allSatisfy { $0["gptqKL"] != nil } }.count)
         }
         let base = try stats(np: 0)
-        #expect(base.traced == 31 && base.eigen == 3)
+        #expect(base.traced == 31 && base.eigen == 3 && base.kl == 31)
         for (np, stages) in [(1, 1), (2, 1), (4, 1), (2, 2), (4, 2), (4, 4)] {
             let got = try stats(np: np, stages: stages)
             #expect(got.topology.hasPrefix("\(stages) stage"), "np \(np): \(got.topology)")
