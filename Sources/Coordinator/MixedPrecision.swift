@@ -105,7 +105,9 @@ public struct ProfileOptions: Sendable {
     public var gptqErrors = false
     /// With > 0, also measure every candidate's KL damage (`SensitivityModel.kl`) on this many calibration
     /// sequences (the first ones), on rank 0 with a second copy of the model: one forward from the tensor's
-    /// block per candidate that changes the tensor.
+    /// block per candidate that changes the tensor. The sequences run as one batch, so rank 0 holds their
+    /// training activations, logits and original probabilities at once (about 0.8 GB per 512-token sequence
+    /// for SmolLM2-135M).
     public var klSamples = 0
     /// The KL sequences of `quantize --sensitivity kl` when none are given.
     public static let defaultKLSamples = 2

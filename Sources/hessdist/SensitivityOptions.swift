@@ -36,7 +36,7 @@ struct TraceOptions: ParsableArguments {
     var maxProbes = 30
     @Flag(help: "Price every block linear's candidates by GPTQ's result on them too (one GPTQ solve per candidate with quantize's solver settings), not only by round-to-nearest; the allocation then uses them unless --errors rtn. Off by default: on SmolLM2 they allocated no better (BENCHMARKS.md) and double the pricing time.")
     var gptqErrors = false
-    @Option(help: "Measure every candidate's damage as ZeroQ does, for --sensitivity kl: the mean KL divergence of the next-token distribution from the original's on this many calibration sequences, with the tensor alone replaced by the candidate (GPTQ's result with --gptq-errors, else round-to-nearest). One forward from the tensor's block per candidate, on rank 0. Default: 0 for profile, \(ProfileOptions.defaultKLSamples) for quantize --sensitivity kl.")
+    @Option(help: "Measure every candidate's damage as ZeroQ does, for --sensitivity kl: the mean KL divergence of the next-token distribution from the original's on this many calibration sequences, with the tensor alone replaced by the candidate (GPTQ's result with --gptq-errors, else round-to-nearest). One forward from the tensor's block per candidate, on rank 0, which holds the training activations of all N sequences at once (about 0.8 GB per 512-token sequence for SmolLM2-135M). Default: 0 for profile, \(ProfileOptions.defaultKLSamples) for quantize --sensitivity kl.")
     var klSamples: Int?
 
     func validate() throws {
