@@ -52,7 +52,7 @@ public final class TensorReplacementKL: @unchecked Sendable {
         mass = [Double](repeating: 0, count: N)
         for i in 0..<N where acts.targets[i] >= 0 {
             let logits = acts.probs + i * V, p = reference.base + i * V
-            let lse = Self.logSumExp(logits, V)
+            let lse = logSumExp(logits, V)
             var s = 0.0, m = 0.0
             for v in 0..<V {
                 let logp = Double(logits[v]) - lse
@@ -63,14 +63,6 @@ public final class TensorReplacementKL: @unchecked Sendable {
             negativeEntropy[i] = s
             mass[i] = m
         }
-    }
-
-    static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
-        var m = -Float.infinity
-        for v in 0..<n { m = max(m, x[v]) }
-        var s = 0.0
-        for v in 0..<n { s += Double(Foundation.exp(x[v] - m)) }
-        return Double(m) + Foundation.log(s)
     }
 
     /// The first stage a replacement of `name` changes: the embedding (-1), block l, or the head (L).
@@ -109,7 +101,7 @@ public final class TensorReplacementKL: @unchecked Sendable {
                 // KL = Σ p log p − Σ p log q, log q = logit − lse(logits).
                 var dot = 0.0
                 for v in 0..<V { dot += Double(p[v]) * Double(logits[v]) }
-                s += negativeEntropy[i] - dot + mass[i] * Self.logSumExp(logits, V)
+                s += negativeEntropy[i] - dot + mass[i] * logSumExp(logits, V)
                 n += 1
             }
             sum += s / Double(max(1, n))
