@@ -60,7 +60,7 @@ public struct SequentialOptions: Sendable {
     public var blockSize: Int = 128
     public var actOrder: Bool = false
     /// Fit each block's / group's scales with the layer's imatrix diag(H) as per-weight importance
-    /// (llama.cpp's weighted scale search) instead of the reference min/max rule. GGUF Q4_0/Q4_1/Q5_0/Q5_1 only.
+    /// (llama.cpp's weighted scale search) instead of the reference min/max rule. GGUF types with such a search (`GGMLType.importanceQuantizer`: all but Q8_0).
     public var importanceFit: Bool = false
     /// GPTQ's shrinkage of H toward its diagonal (`GPTQ.shrink`). The library default is the paper's 0;
     /// the CLI's is `defaultShrink`.

@@ -37,7 +37,7 @@ struct Quantize: ParsableCommand {
     @Flag(help: "GPTQ act-order (descending diag(H)), with static groups.") var actOrder = false
     @Option(help: "GPTQ shrinkage of H toward its diagonal, β in [0, 1]: solve with (1-β)·H + β·diag(H). 0 is the paper's GPTQ, 1 is importance-weighted rounding; the default is the best measured out of the calibration domain (BENCHMARKS.md).")
     var shrink = SequentialOptions.defaultShrink
-    @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
+    @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; every type but Q8_0; MXFP4's weighted exponent choice is ours, ggml has none). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
     var importanceFit: Bool?
 
     @OptionGroup var budget: BudgetOptions

@@ -124,7 +124,7 @@ func pack(_ grid: GGMLGrid, _ p: [UInt8], _ codes: [UInt8]) -> [UInt8] {
                 #expect(y[i].bitPattern == v.bitPattern || (y[i] == 0 && v == 0), "\(t) block \(b) weight \(i)")
             }
             // One block as a one-row tensor through the imatrix quantizer: weights importance·sqrt(σ² + x²)
-            // with the type's σ² (the row's for Q4_0..Q5_1, the block's for IQ4_NL).
+            // with the type's σ² (the row's for Q4_0..Q5_1, the block's for IQ4_NL and the K-quants).
             var sumX2: Float = 0
             for v in xb { sumX2 += v * v }
             let sigma2 = sumX2 / Float(t.blockSize)

@@ -85,21 +85,25 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     /// Q4_0..Q8_0 equal `gguf.quants.quantize` byte for byte, except in blocks the fixture script
     /// lists where gguf-py disagrees with llama.cpp: its FMA emulation (Q4_0/Q5_0 near-ties) and the
     /// sign of a zero d/m in an all-(-0.0) block (we follow ggml: 0x8000).
-    /// llama.cpp's importance-matrix quantizers (`quantize_q4_0(…, quant_weights)` etc.: per row σ², weights
-    /// imatrix·sqrt(σ² + x²), weighted scale search) equal the NumPy port (checked once against libggml-base's
-    /// `quantize_q4_0/_q4_1/_q5_0/_q5_1`, see the commit message) on 17 rows × 64 with dominant and dead columns.
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl])
+    /// llama.cpp's importance-matrix quantizers (`quantize_q4_0(…, quant_weights)` etc.: σ² of the row or
+    /// block, weights imatrix·sqrt(σ² + x²), weighted scale search; the K-quants' sub-block scales by
+    /// `make_qp_quants` / `make_qx_quants` weighted too) equal the NumPy port (checked once against
+    /// libggml-base's `ggml_quantize_chunk` with an imatrix, see the commit messages) on 17 rows × 64
+    /// (9 × 512 for the K-quants) with dominant and dead columns. MXFP4's weighted exponent choice is ours
+    /// (ggml ignores an imatrix there); the NumPy port states the same rule independently.
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl, .mxfp4, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
     func importanceQuantizerMatchesNumPyReference(_ t: GGMLType) throws {
         let dir = try QuantFixtures.written.get().dir
         let x = try readF32(dir + "/\(t).imat.in.f32"), imat = try readF32(dir + "/\(t).imat.w.f32")
+        let cols = imat.count, rows = x.count / cols
         let expected = try QuantFixtures.bytes(t, "imat.ref")
-        let got = try x.withUnsafeBufferPointer { try quantizeTensor(t, rows: 17, cols: 64, from: $0.baseAddress!, importance: imat) }
+        let got = try x.withUnsafeBufferPointer { try quantizeTensor(t, rows: rows, cols: cols, from: $0.baseAddress!, importance: imat) }
         #expect(got == expected, "\(t): \(firstByteDifference(got, expected, blockBytes: t.typeSize))")
         // The importance changes the result (else the test would pass for a quantizer that ignores it).
-        let plain = try x.withUnsafeBufferPointer { try quantizeTensor(t, rows: 17, cols: 64, from: $0.baseAddress!) }
+        let plain = try x.withUnsafeBufferPointer { try quantizeTensor(t, rows: rows, cols: cols, from: $0.baseAddress!) }
         #expect(plain != expected)
         #expect(throws: QuantFormatError.self) {
-            try x.withUnsafeBufferPointer { try quantizeTensor(t, rows: 17, cols: 64, from: $0.baseAddress!, importance: [1, 2]) }
+            try x.withUnsafeBufferPointer { try quantizeTensor(t, rows: rows, cols: cols, from: $0.baseAddress!, importance: [1, 2]) }
         }
     }
 

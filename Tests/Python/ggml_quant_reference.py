@@ -295,6 +295,11 @@ def q3_K(x: np.ndarray) -> bytes:
         d = f16_bits(f32(1) / iscale)
     else:
         d = f16_bits(f32(0))
+    return _q3_K_tail(x, L, sc, d)
+
+
+def _q3_K_tail(x, L, sc, d) -> bytes:
+    """Codes re-rounded on the stored grid (sub-blocks with d*sc = 0 keep L), hmask and packing."""
     dv = f32(np.uint16(d).view(np.float16))
     for j in range(16):
         s = (sc[j] & 0xF) if j < 8 else (sc[j - 8] >> 4)
@@ -320,7 +325,7 @@ def _pack_scale_min(ls: list, lm: list) -> bytes:
             s[j + 4] = (ls[j] & 0xF) | ((lm[j] & 0xF) << 4)
             s[j - 4] |= (ls[j] >> 4) << 6
             s[j] |= (lm[j] >> 4) << 6
-    return bytes(s)
+    return bytes(v & 0xFF for v in s)
 
 
 def _scale_min_k4(j, q):
@@ -346,8 +351,13 @@ def _q45_K(x, nmax, rmin, nstep):
     inv_min = f32(63) / max_min if max_min > 0 else f32(0)
     ls = [min(63, nearest_int(inv_scale * scales[j]) & 0xFF) for j in range(8)]
     lm = [min(63, nearest_int(inv_min * mins[j]) & 0xFF) for j in range(8)]
+    return _q45_K_tail(x, L, ls, lm, f16_bits(max_scale / f32(63)), f16_bits(max_min / f32(63)), nmax)
+
+
+def _q45_K_tail(x, L, ls, lm, d, dmin, nmax):
+    """Packs (ls, lm), re-rounds the codes on the stored grid (sub-blocks with d*sc = 0 keep L); returns
+    (d, dmin, scales bytes) and L."""
     packed = _pack_scale_min(ls, lm)
-    d, dmin = f16_bits(max_scale / f32(63)), f16_bits(max_min / f32(63))
     dv, dminv = f32(np.uint16(d).view(np.float16)), f32(np.uint16(dmin).view(np.float16))
     for j in range(8):
         s, m = _scale_min_k4(j, packed)
@@ -359,8 +369,7 @@ def _q45_K(x, nmax, rmin, nstep):
     return np.uint16(d).tobytes() + np.uint16(dmin).tobytes() + packed, L
 
 
-def q4_K(x: np.ndarray) -> bytes:
-    head, L = _q45_K(x, 15, -1.0, 20)
+def _q4_K_bytes(head, L) -> bytes:
     qs = bytearray(128)
     for c in range(4):
         for l in range(32):
@@ -368,8 +377,7 @@ def q4_K(x: np.ndarray) -> bytes:
     return head + bytes(qs)
 
 
-def q5_K(x: np.ndarray) -> bytes:
-    head, L = _q45_K(x, 31, -0.5, 15)
+def _q5_K_bytes(head, L) -> bytes:
     qh, ql = bytearray(32), bytearray(128)
     for c in range(4):
         for l in range(32):
@@ -384,12 +392,22 @@ def q5_K(x: np.ndarray) -> bytes:
     return head + bytes(qh) + bytes(ql)
 
 
-def q6_K(x: np.ndarray) -> bytes:
+def q4_K(x: np.ndarray) -> bytes:
+    return _q4_K_bytes(*_q45_K(x, 15, -1.0, 20))
+
+
+def q5_K(x: np.ndarray) -> bytes:
+    return _q5_K_bytes(*_q45_K(x, 31, -0.5, 15))
+
+
+def q6_K(x: np.ndarray, qw=None) -> bytes:
+    """quantize_row_q6_K_ref, or with qw quantize_row_q6_K_impl (make_qx_quants weighted by qw itself)."""
     scales = np.zeros(16, f32)
     L = np.zeros(256, np.int64)
     max_scale = max_abs = f32(0)
     for ib in range(16):
-        scales[ib], L[16 * ib:16 * ib + 16] = make_qx_quants_rmse1(x[16 * ib:16 * ib + 16], 32)
+        w = None if qw is None else qw[16 * ib:16 * ib + 16]
+        scales[ib], L[16 * ib:16 * ib + 16] = make_qx_quants_rmse1(x[16 * ib:16 * ib + 16], 32, w)
         if abs(scales[ib]) > max_abs:
             max_abs, max_scale = abs(scales[ib]), scales[ib]
     if max_abs < GROUP_MAX_EPS:
@@ -475,15 +493,132 @@ def _imatrix_block(name, xb, weight):
     return head + _qh(L) + qs
 
 
+def make_qp_quants(x, nmax, qw):
+    """make_qp_quants(n, nmax, x, L, quant_weights): returns (scale, L as uint8 values)."""
+    n = len(x)
+    mx = f32(0)
+    for v in x:
+        mx = mx if mx > v else v
+    if mx < GROUP_MAX_EPS:
+        return f32(0), np.zeros(n, np.int64)
+    iscale = f32(nmax) / mx
+    L = nearest_int(iscale * x) & 0xFF
+    scale = f32(1) / iscale
+    diff = x - scale * L.astype(f32)
+    best_mse = seqsum(qw * diff * diff)
+    for is_ in range(-4, 5):
+        if is_ == 0:
+            continue
+        iscale_is = (f32(0.1) * f32(is_) + f32(nmax)) / mx
+        scale_is = f32(1) / iscale_is
+        diff = x - scale_is * np.minimum(nmax, nearest_int(iscale_is * x)).astype(f32)
+        mse = seqsum(qw * diff * diff)
+        if mse < best_mse:
+            best_mse, iscale = mse, iscale_is
+    l = np.minimum(nmax, nearest_int(iscale * x))
+    L = l & 0xFF
+    sumlx = seqsum(qw * x * l.astype(f32))
+    suml2 = seqsum(qw * l.astype(f32) * l.astype(f32))
+    for _ in range(5):
+        n_changed = 0
+        for i in range(n):
+            w, li = qw[i], f32(L[i])
+            slx = sumlx - w * x[i] * li
+            sl2 = suml2 - w * li * li
+            if slx > 0 and sl2 > 0:
+                new_l = min(nmax, nearest_int(x[i] * sl2 / slx))
+                if new_l != L[i]:
+                    slx = slx + w * x[i] * f32(new_l)
+                    sl2 = sl2 + w * f32(new_l) * f32(new_l)
+                    if slx * slx * suml2 > sumlx * sumlx * sl2:
+                        L[i], sumlx, suml2 = new_l & 0xFF, slx, sl2
+                        n_changed += 1
+        if not n_changed:
+            break
+    return (sumlx / suml2 if suml2 > 0 else f32(0)), L
+
+
+def kquant_imatrix_weights(name: str, xb: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """weight[l] of quantize_row_<name>_impl for one 256-block: qw * sqrtf(sigma2 + x^2) with sigma2 =
+    sum(x^2)/256 (Q2_K) or 2*sum(x^2)/256 (Q3_K..Q5_K) over the block; Q6_K uses qw as it is."""
+    if name == "Q6_K":
+        return np.asarray(qw, dtype=f32)
+    sumx2 = seqsum(xb * xb)
+    sigma2 = sumx2 / f32(256) if name == "Q2_K" else f32(2) * sumx2 / f32(256)
+    return (qw * np.sqrt(sigma2 + xb * xb)).astype(f32)
+
+
+def _kquant_imatrix_block(name: str, x: np.ndarray, weight: np.ndarray) -> bytes:
+    """One 256-block of quantize_row_<name>_impl given the combined weights."""
+    if name == "Q6_K":
+        return q6_K(x, weight)
+    if name == "Q2_K":
+        scales, mins, sw = np.zeros(16, f32), np.zeros(16, f32), np.zeros(16, f32)
+        L = np.zeros(256, np.int64)
+        for j in range(16):
+            w = weight[16 * j:16 * j + 16]
+            sw[j] = seqsum(w)
+            scales[j], mins[j], L[16 * j:16 * j + 16] = make_qkx3_quants(x[16 * j:16 * j + 16], w, 3, -0.9, 0.05, 36, False)
+        dm, Ls = make_qp_quants(scales, 15, sw)
+        mm, Lm = make_qp_quants(mins, 15, sw)
+        d, dmin = f16_bits(dm), f16_bits(mm)
+        dv, dminv = f32(np.uint16(d).view(np.float16)), f32(np.uint16(dmin).view(np.float16))
+        sc = [int(Ls[j] | (Lm[j] << 4)) & 0xFF for j in range(16)]
+        for j in range(16):
+            dd = dv * f32(sc[j] & 0xF)
+            if dd == 0:
+                continue
+            m = dminv * f32(sc[j] >> 4)
+            L[16 * j:16 * j + 16] = np.clip(nearest_int((x[16 * j:16 * j + 16] + m) / dd), 0, 3)
+        return bytes(sc) + _pack2(L) + np.uint16(d).tobytes() + np.uint16(dmin).tobytes()
+    if name == "Q3_K":
+        scales, sw = np.zeros(16, f32), np.zeros(16, f32)
+        L = np.zeros(256, np.int64)
+        for j in range(16):
+            w = weight[16 * j:16 * j + 16]
+            sw[j] = seqsum(w)
+            scales[j], L[16 * j:16 * j + 16] = make_qx_quants_rmse1(x[16 * j:16 * j + 16], 4, w)
+        d_block, Ls = make_qx_quants_rmse1(scales, 32, sw)
+        sc = [0] * 12
+        for j in range(16):
+            l = int(Ls[j])
+            if j < 8:
+                sc[j] = l & 0xF
+            else:
+                sc[j - 8] |= (l & 0xF) << 4
+            sc[j % 4 + 8] |= (l >> 4) << (2 * (j // 4))
+        return _q3_K_tail(x, L, sc, f16_bits(d_block))
+    nmax = 15 if name == "Q4_K" else 31
+    scales, mins, sw = np.zeros(8, f32), np.zeros(8, f32), np.zeros(8, f32)
+    L = np.zeros(256, np.int64)
+    for j in range(8):
+        w = weight[32 * j:32 * j + 32]
+        sw[j] = seqsum(w)
+        scales[j], mins[j], L[32 * j:32 * j + 32] = make_qkx3_quants(x[32 * j:32 * j + 32], w, nmax, -0.9, 0.05, 36, False)
+    d_block, Ls = make_qp_quants(scales, 63, sw)
+    m_block, Lm = make_qp_quants(mins, 63, sw)
+    ls, lm = [int(v) for v in Ls], [int(v) for v in Lm]
+    if name == "Q5_K":
+        ls, lm = [min(63, v) for v in ls], [min(63, v) for v in lm]
+    head, L = _q45_K_tail(x, L, ls, lm, f16_bits(d_block), f16_bits(m_block), nmax)
+    return _q4_K_bytes(head, L) if name == "Q4_K" else _q5_K_bytes(head, L)
+
+
 def quantize_imatrix(name: str, x: np.ndarray, imatrix: np.ndarray) -> bytes:
     """quantize_<name>(src, dst, nrow, n_per_row, quant_weights) for Q4_0/Q4_1/Q5_0/Q5_1: x (rows, cols),
     imatrix (cols,). Per row sigma2 = sum(x^2)/n, weight[j] = qw[j] * sqrtf(sigma2 + x[j]^2). IQ4_NL: the
-    same with sigma2 per block (iq4_nl_imatrix_weights)."""
+    same with sigma2 per block (iq4_nl_imatrix_weights); Q2_K..Q6_K: kquant_imatrix_weights per 256-block;
+    MXFP4 (ours, not llama.cpp's): the row's weights and mxfp4_weighted."""
     x = np.asarray(x, dtype=f32)
     imatrix = np.asarray(imatrix, dtype=f32)
     out = []
     with np.errstate(all="ignore"):
         for row in x:
+            if name.endswith("_K"):
+                for b in range(len(row) // 256):
+                    xb, qw = row[256 * b: 256 * b + 256], imatrix[256 * b: 256 * b + 256]
+                    out.append(_kquant_imatrix_block(name, xb, kquant_imatrix_weights(name, xb, qw)))
+                continue
             sigma2 = seqsum(row * row) / f32(len(row))
             for b in range(len(row) // 32):
                 xb = row[32 * b: 32 * b + 32]
@@ -491,7 +626,7 @@ def quantize_imatrix(name: str, x: np.ndarray, imatrix: np.ndarray) -> bytes:
                     out.append(_iq4nl_block(xb, iq4_nl_imatrix_weights(xb, imatrix[32 * b: 32 * b + 32])))
                     continue
                 weight = imatrix[32 * b: 32 * b + 32] * np.sqrt(sigma2 + xb * xb)
-                out.append(_imatrix_block(name, xb, weight))
+                out.append(mxfp4_weighted(xb, weight) if name == "MXFP4" else _imatrix_block(name, xb, weight))
     return b"".join(out)
 
 
@@ -567,20 +702,52 @@ def iq4_nl_imatrix_weights(xb: np.ndarray, qw: np.ndarray) -> np.ndarray:
     return (qw * np.sqrt(sigma2 + xb * xb)).astype(f32)
 
 
-def mxfp4(x: np.ndarray) -> bytes:
-    """quantize_row_mxfp4_ref: e = floor(log2(amax)) - 2 + 127, d = 2^(e-128), first nearest level."""
+def _mxfp4_exponent(x: np.ndarray) -> int:
     amax = f32(0)
     for a in x:
         if amax < abs(a):
             amax = abs(a)
-    e = 0
     if amax > 0:
-        e = int(c_trunc_i32(f32(f32(np.floor(np.log2(amax)) - f32(2)) + f32(127)))) & 0xFF
+        return int(c_trunc_i32(f32(f32(np.floor(np.log2(amax)) - f32(2)) + f32(127)))) & 0xFF
+    return 0
+
+
+def _mxfp4_codes(x: np.ndarray, e: int):
+    """d = 2^(e-128) and the first nearest level of every weight (argmin: best_index_mxfp4's rule)."""
     bits = (0x00200000 << e) if e < 2 else ((e - 1) << 23)
     d = np.array([bits], dtype=np.uint32).view(f32)[0]
     levels = MXFP4_VALUES.astype(f32) * d
-    q = [int(np.argmin(np.abs(levels - a))) for a in x]   # argmin: the first minimum, as best_index_mxfp4
+    return d, [int(np.argmin(np.abs(levels - a))) for a in x]
+
+
+def _mxfp4_bytes(e: int, q) -> bytes:
     return bytes([e]) + bytes(q[j] | (q[j + 16] << 4) for j in range(16))
+
+
+def mxfp4(x: np.ndarray) -> bytes:
+    """quantize_row_mxfp4_ref: e = floor(log2(amax)) - 2 + 127, d = 2^(e-128), first nearest level."""
+    e = _mxfp4_exponent(x)
+    return _mxfp4_bytes(e, _mxfp4_codes(x, e)[1])
+
+
+def mxfp4_weighted(x: np.ndarray, weight: np.ndarray) -> bytes:
+    """Ours (ggml has no imatrix MXFP4): the exponent among e0, e0 + 1 (if <= 255), e0 - 1 with the smallest
+    sequential sum of weight * (level*d - x)^2, the earliest on a tie; e0 = 0 is kept as it is."""
+    e0 = _mxfp4_exponent(x)
+    if e0 == 0:
+        return _mxfp4_bytes(0, _mxfp4_codes(x, 0)[1])
+
+    def error(e):
+        d, q = _mxfp4_codes(x, e)
+        diff = MXFP4_VALUES[q].astype(f32) * d - x
+        return seqsum(weight * diff * diff)
+
+    best, best_err = e0, error(e0)
+    for e in ([e0 + 1] if e0 < 255 else []) + [e0 - 1]:
+        err = error(e)
+        if err < best_err:
+            best, best_err = e, err
+    return _mxfp4_bytes(best, _mxfp4_codes(x, best)[1])
 
 
 QUANTIZERS = {"Q4_0": (32, q4_0), "Q4_1": (32, q4_1), "Q5_0": (32, q5_0), "Q5_1": (32, q5_1), "Q8_0": (32, q8_0),

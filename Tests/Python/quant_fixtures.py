@@ -11,8 +11,9 @@ gguf-py emulates a fused multiply-add for Q4_0/Q5_0 (`x*id + 8.5` in float64; it
 x86-64 build has none: the two may disagree on a weight whose scaled value is within an ulp of a
 rounding boundary; and on an all-(-0.0) block ggml keeps the sign of zero in d (and m) where gguf-py
 does not. stdout: one line per type, "T blocks=N gguf_mismatch_blocks=[i, ...]".
-For Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL also T.imat.in.f32 (17 x 64), T.imat.w.f32 (64 importances) and
-T.imat.ref.bin: ggml_quant_reference.quantize_imatrix, the port of llama.cpp's imatrix quantizers.
+For Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4 also T.imat.in.f32 (17 x 64), T.imat.w.f32 (64 importances) and
+T.imat.ref.bin: ggml_quant_reference.quantize_imatrix, the port of llama.cpp's imatrix quantizers (MXFP4's is ours); for
+Q2_K..Q6_K the same with 9 rows x 512 (two super-blocks a row, 512 importances).
 """
 import sys
 from pathlib import Path
@@ -71,11 +72,20 @@ def main() -> None:
             line += f" gguf_mismatch_blocks={bad}"
         print(line)
     # Importance-matrix quantization (llama.cpp's quantize_<type> with quant_weights), 17 rows x 64.
-    for name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL"):
+    for name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "MXFP4"):
         x = blocks(32, rng)[:17 * 64].reshape(17, 64)
         imat = (rng.standard_normal(64) ** 2).astype(f32)
         imat[:4] *= 100        # dominant columns
         imat[10] = 0           # a dead column
+        x.tofile(out / f"{name}.imat.in.f32")
+        imat.tofile(out / f"{name}.imat.w.f32")
+        (out / f"{name}.imat.ref.bin").write_bytes(ref.quantize_imatrix(name, x, imat))
+    for name in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"):
+        x = blocks(256, rng)[:9 * 512].reshape(9, 512)
+        imat = (rng.standard_normal(512) ** 2).astype(f32)
+        imat[:8] *= 100        # dominant columns
+        imat[10] = 0           # a dead column
+        imat[256:272] = 0      # a dead sub-block
         x.tofile(out / f"{name}.imat.in.f32")
         imat.tofile(out / f"{name}.imat.w.f32")
         (out / f"{name}.imat.ref.bin").write_bytes(ref.quantize_imatrix(name, x, imat))

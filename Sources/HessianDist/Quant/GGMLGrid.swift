@@ -11,7 +11,7 @@
 /// exception and the finite-scale condition).
 ///
 /// With `importance` (per column of the group, e.g. diag(H)), types that have llama.cpp's weighted scale
-/// search (`GGMLType.importanceQuantizer`: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) fit the block with it, weights used as
+/// search (`GGMLType.importanceQuantizer`: Q4_0..Q5_1, IQ4_NL, Q2_K..Q6_K) fit the block with it, weights used as
 /// given; the other types ignore it and fit as their reference quantizer.
 public struct GGMLGrid: QuantGrid {
     public let type: GGMLType

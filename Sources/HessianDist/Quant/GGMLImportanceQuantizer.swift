@@ -2,8 +2,9 @@
 // `quantize_row_q4_0_impl`, `_q4_1_impl`, `_q5_0_impl`, `_q5_1_impl`, `quantize_iq4_nl`): a block's scale (and minimum)
 // come from a weighted search instead of the min/max rule, so the weights that matter most are
 // rounded best. Used two ways: RTN with an imatrix (bit-exact with `llama-quantize --imatrix`), and
-// GPTQ's per-block fit with diag(H) as the weights (`GGMLGrid`). Q8_0 has no such path in ggml (its
-// quantizer ignores the imatrix, as MXFP4's does); the K-quants' imatrix searches are not written yet.
+// GPTQ's per-block fit with diag(H) as the weights (`GGMLGrid`). The K-quants' searches
+// (`quantize_row_q{2,3,4,5,6}_K_impl`) sit beside their block types. Q8_0 has no such path in ggml (its
+// quantizer ignores the imatrix); neither has MXFP4, whose weighted exponent choice is ours (`MXFP4Block`).
 
 /// A block type whose scale search takes per-weight importance.
 public protocol GGMLImportanceQuantizer: GGMLBlockQuantizer {
@@ -15,7 +16,8 @@ public protocol GGMLImportanceQuantizer: GGMLBlockQuantizer {
                             parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
                             scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>)
     /// ggml's `weight[j]` for one block of a row from the imatrix `qw`. Default (Q4_0..Q5_1):
-    /// `qw[j]·sqrt(σ² + x[j]²)` with σ² = Σx²/cols over the row (`rowSigma2`).
+    /// `qw[j]·sqrt(σ² + x[j]²)` with σ² = Σx²/cols over the row (`rowSigma2`); IQ4_NL and the K-quants
+    /// take σ² from the block instead.
     static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
                                   rowSigma2: Float, into weight: UnsafeMutablePointer<Float>)
 }
@@ -28,8 +30,8 @@ extension GGMLImportanceQuantizer {
 }
 
 extension GGMLType {
-    /// The importance-aware quantizer of this type, nil where ggml has none (Q8_0 ignores an imatrix)
-    /// or it is not written yet (K-quants).
+    /// The importance-aware quantizer of this type, nil for Q8_0 (ggml ignores an imatrix there). MXFP4's
+    /// is ours: ggml has none.
     public var importanceQuantizer: (any GGMLImportanceQuantizer.Type)? {
         switch self {
         case .q4_0: return Q4_0Block.self
@@ -37,6 +39,12 @@ extension GGMLType {
         case .q5_0: return Q5_0Block.self
         case .q5_1: return Q5_1Block.self
         case .iq4_nl: return IQ4NLBlock.self
+        case .q2_K: return Q2KBlock.self
+        case .q3_K: return Q3KBlock.self
+        case .q4_K: return Q4KBlock.self
+        case .q5_K: return Q5KBlock.self
+        case .q6_K: return Q6KBlock.self
+        case .mxfp4: return MXFP4Block.self
         default: return nil
         }
     }
@@ -109,10 +117,10 @@ extension Q5_1Block: GGMLImportanceQuantizer {
 }
 
 /// `quantize_<type>(src, dst, rows, cols, quant_weights)` for a row-major `rows × cols` matrix with an
-/// importance matrix (`cols` values, the imatrix's mean squared activation per input column): per row,
-/// σ² = Σx²/cols and per weight `weight[j] = imatrix[j]·sqrt(σ² + x[j]²)`, then the weighted search.
-/// Bit-exact with llama.cpp's imatrix quantization. Types without an importance quantizer quantize as
-/// `quantizeTensor` does (Q8_0 exactly as ggml; K-quants: see `importanceQuantizer`).
+/// importance matrix (`cols` values, the imatrix's mean squared activation per input column): per block
+/// the type's `importanceWeights` (e.g. `imatrix[j]·sqrt(σ² + x[j]²)`, σ² of the row), then the weighted
+/// search. Bit-exact with llama.cpp's imatrix quantization, except MXFP4 (ggml ignores the imatrix there;
+/// see `MXFP4Block.fitWeighted`). Q8_0 quantizes as `quantizeTensor` does, exactly as ggml.
 public func quantizeTensor(_ type: GGMLType, rows: Int, cols: Int, from x: UnsafePointer<Float>,
                            importance: [Float]) throws -> [UInt8] {
     guard let q = type.importanceQuantizer else { return try quantizeTensor(type, rows: rows, cols: cols, from: x) }
@@ -139,10 +147,11 @@ private func quantizeRowWeighted<B: GGMLImportanceQuantizer>(_: B.Type, x: Unsaf
     var sumX2: Float = 0
     for j in 0..<cols { sumX2 += x[j] * x[j] }
     let sigma2 = sumX2 / Float(cols)
-    var weight = [Float](repeating: 0, count: 32), codes = [UInt8](repeating: 0, count: 32)
+    let n = B.blockSize
+    var weight = [Float](repeating: 0, count: n), codes = [UInt8](repeating: 0, count: n)
     var scale = weight, offset = weight
-    for b in 0..<(cols / 32) {
-        let xb = x + 32 * b, qw = importance + 32 * b
+    for b in 0..<(cols / n) {
+        let xb = x + n * b, qw = importance + n * b
         weight.withUnsafeMutableBufferPointer { B.importanceWeights(block: xb, imatrix: qw, rowSigma2: sigma2, into: $0.baseAddress!) }
         let block = out + b * B.byteSize
         B.fitWeighted(block: xb, weights: weight, parameters: block, codes: &codes, scale: &scale, offset: &offset)

@@ -239,3 +239,69 @@ func makeQKX3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, weights: Unsaf
     }
     return (scale, -mn)
 }
+
+/// `make_qp_quants(n, nmax, x, L, quant_weights)`: a non-negative scale for non-negative `x` (the
+/// sub-block scales or mins of a K-quant super-block) with codes `L` in 0...nmax, minimising the
+/// `weights`-weighted squared error: max/nmax and 8 neighbouring inverse scales `(nmax + 0.1·is)/max`,
+/// then up to five coordinate-descent sweeps on the codes; returns the least-squares scale of the final
+/// codes. Codes are stored as ggml's `uint8_t` (a negative `nearest_int` wraps, as in C).
+func makeQPQuants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutablePointer<UInt8>,
+                  weights qw: UnsafePointer<Float>) -> Float {
+    var mx: Float = 0
+    for i in 0..<n { mx = mx > x[i] ? mx : x[i] }
+    if mx < groupMaxEps {
+        for i in 0..<n { L[i] = 0 }
+        return 0
+    }
+    var iscale = Float(nmax) / mx
+    for i in 0..<n { L[i] = UInt8(truncatingIfNeeded: nearestInt(iscale * x[i])) }
+    let scale = 1 / iscale
+    var bestMSE: Float = 0
+    for i in 0..<n {
+        let diff = x[i] - scale * Float(L[i])
+        bestMSE += qw[i] * diff * diff
+    }
+    for step in -4...4 where step != 0 {
+        let iscaleStep = (0.1 * Float(step) + Float(nmax)) / mx
+        let scaleStep = 1 / iscaleStep
+        var mse: Float = 0
+        for i in 0..<n {
+            let l = min(nmax, nearestInt(iscaleStep * x[i]))
+            let diff = x[i] - scaleStep * Float(l)
+            mse += qw[i] * diff * diff
+        }
+        if mse < bestMSE {
+            bestMSE = mse
+            iscale = iscaleStep
+        }
+    }
+    var sumlx: Float = 0, suml2: Float = 0
+    for i in 0..<n {
+        let l = min(nmax, nearestInt(iscale * x[i]))
+        L[i] = UInt8(truncatingIfNeeded: l)
+        let w = qw[i]
+        sumlx += w * x[i] * Float(l)
+        suml2 += w * Float(l) * Float(l)
+    }
+    for _ in 0..<5 {
+        var changed = 0
+        for i in 0..<n {
+            let w = qw[i], li = Float(L[i])
+            var slx = sumlx - w * x[i] * li
+            var sl2 = suml2 - w * li * li
+            guard slx > 0 && sl2 > 0 else { continue }
+            let newL = min(nmax, nearestInt(x[i] * sl2 / slx))
+            guard newL != Int32(L[i]) else { continue }
+            slx += w * x[i] * Float(newL)
+            sl2 += w * Float(newL) * Float(newL)
+            if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                L[i] = UInt8(truncatingIfNeeded: newL)
+                sumlx = slx
+                suml2 = sl2
+                changed += 1
+            }
+        }
+        if changed == 0 { break }
+    }
+    return suml2 > 0 ? sumlx / suml2 : 0
+}

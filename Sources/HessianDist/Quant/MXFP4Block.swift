@@ -3,6 +3,10 @@
 //
 // 4.25 bits per weight: the one ggml type below 4.5 bpw whose block is 32 wide, so the only way under
 // Q4_0's size for rows that are not a multiple of 256.
+//
+// ggml has no importance-weighted MXFP4 quantizer; ours (`fitWeighted`, used by GPTQ's importance fit and
+// by RTN with an imatrix) is our own: the power-of-two scale is the best of the reference exponent and its
+// two neighbours by weighted squared error. The blocks it writes are ordinary MXFP4.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,5 +89,45 @@ extension MXFP4Block: GGMLBlockQuantizer {
 
     public static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer) {
         for j in 0..<16 { block.orU8(codes[j] & 0x0F | (codes[j + 16] & 0x0F) << 4, at: 1 + j) }
+    }
+}
+
+extension MXFP4Block: GGMLImportanceQuantizer {
+    /// The exponent among e₀ − 1, e₀, e₀ + 1 (e₀ the reference's; out-of-range ones skipped) whose nearest
+    /// levels give the smallest Σ weight·(level·d − x)²; a tie keeps the earlier of e₀, e₀ + 1, e₀ − 1.
+    /// The reference exponent lets 6·d fall anywhere in [0.75, 1.5]·amax, so clipping the largest weight
+    /// (e₀ − 1 halves d) or sparing it (e₀ + 1) is often cheaper where the weights say so.
+    public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                   parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
+                                   scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        let e0 = exponent(x)
+        var best = e0
+        if e0 != 0 {
+            levels.withUnsafeBufferPointer { v in
+                func error(_ e: UInt8) -> Float {
+                    let d = halfScale(e)
+                    var err: Float = 0
+                    for j in 0..<32 {
+                        let diff = Float(v[Int(bestIndex(v, x[j], d))]) * d - x[j]
+                        err += weights[j] * diff * diff
+                    }
+                    return err
+                }
+                var bestError = error(e0)
+                func consider(_ e: UInt8) {
+                    let err = error(e)
+                    if err < bestError { best = e; bestError = err }
+                }
+                if e0 < 255 { consider(e0 + 1) }
+                consider(e0 - 1)
+            }
+        }
+        parameters.storeU8(best, at: 0)
+        let d = halfScale(best)
+        levels.withUnsafeBufferPointer { v in
+            for j in 0..<32 { codes[j] = bestIndex(v, x[j], d) }
+        }
+        for j in 0..<32 { scale[j] = d; offset[j] = 0 }
     }
 }

@@ -51,16 +51,21 @@ extension Q2KBlock: GGMLBlockQuantizer {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
             let L = L.baseAddress!
             fitScales(x, out, L)
-            let p = UnsafeRawPointer(out)
-            let d = p.loadF16(at: 80), dmin = p.loadF16(at: 82)
-            for j in 0..<16 {
-                let sc = p.loadU8(at: j)
-                let dj = d * Float(sc & 0x0F)
-                if dj == 0 { continue }
-                let dm = dmin * Float(sc >> 4)
-                for i in 16 * j..<16 * j + 16 { L[i] = UInt8(max(0, min(3, nearestInt((x[i] + dm) / dj)))) }
-            }
+            requantize(x, UnsafeRawPointer(out), L)
             packCodes(L, into: out)
+        }
+    }
+
+    /// The codes on the stored grid, round((x + dmin·m)/(d·sc)) clamped to 0...3, except in sub-blocks
+    /// whose stored d·sc is 0 (those keep the fit's codes in `L`).
+    static func requantize(_ x: UnsafePointer<Float>, _ p: UnsafeRawPointer, _ L: UnsafeMutablePointer<UInt8>) {
+        let d = p.loadF16(at: 80), dmin = p.loadF16(at: 82)
+        for j in 0..<16 {
+            let sc = p.loadU8(at: j)
+            let dj = d * Float(sc & 0x0F)
+            if dj == 0 { continue }
+            let dm = dmin * Float(sc >> 4)
+            for i in 16 * j..<16 * j + 16 { L[i] = UInt8(max(0, min(3, nearestInt((x[i] + dm) / dj)))) }
         }
     }
 
@@ -105,7 +110,10 @@ extension Q2KBlock: GGMLBlockQuantizer {
                            scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
         parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { fitScales(x, parameters, $0.baseAddress!) }
-        let p = UnsafeRawPointer(parameters)
+        grid(UnsafeRawPointer(parameters), s, o)
+    }
+
+    static func grid(_ p: UnsafeRawPointer, _ s: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
         let d = p.loadF16(at: 80), dmin = p.loadF16(at: 82)
         for j in 0..<16 {
             let sc = p.loadU8(at: j)
@@ -129,5 +137,45 @@ func packTwoBitCodes(_ codes: UnsafePointer<UInt8>, into qs: UnsafeMutableRawPoi
             let c = codes + 128 * n + l
             qs.orU8(c[0] & 3 | (c[32] & 3) << 2 | (c[64] & 3) << 4 | (c[96] & 3) << 6, at: 32 * n + l)
         }
+    }
+}
+
+extension Q2KBlock: GGMLImportanceQuantizer {
+    /// `quantize_row_q2_K_impl`'s `weight[l] = qw[l]·sqrt(σ² + x²)`, σ² = Σx²/256 over the super-block.
+    public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                         rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
+        var sumX2: Float = 0
+        for j in 0..<256 { sumX2 += x[j] * x[j] }
+        let sigma2 = sumX2 / 256
+        for j in 0..<256 { weight[j] = qw[j] * (sigma2 + x[j] * x[j]).squareRoot() }
+    }
+
+    /// `quantize_row_q2_K_impl`: per 16-weight sub-block a weighted affine fit (`make_qkx3_quants`, 37
+    /// candidates from -0.9 in steps of 0.05, squared error); the sixteen scales and mins quantized to
+    /// 4 bits by `make_qp_quants` weighted by the sub-blocks' summed weights; codes re-rounded on the grid.
+    public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                   parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
+                                   scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { buf in
+            let scales = buf.baseAddress!, mins = scales + 16, sw = scales + 32
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { lb in
+                let Laux = lb.baseAddress!, Ls = Laux + 16, Lm = Laux + 32
+                for j in 0..<16 {
+                    let w = weights + 16 * j
+                    sw[j] = 0
+                    for l in 0..<16 { sw[j] += w[l] }
+                    (scales[j], mins[j]) = makeQKX3Quants(n: 16, nmax: 3, x: x + 16 * j, weights: w, L: codes + 16 * j,
+                                                         Laux: Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
+                }
+                let dm = makeQPQuants(n: 16, nmax: 15, x: scales, L: Ls, weights: sw)
+                let mm = makeQPQuants(n: 16, nmax: 15, x: mins, L: Lm, weights: sw)
+                parameters.storeF16(dm, at: 80)
+                parameters.storeF16(mm, at: 82)
+                for j in 0..<16 { parameters.storeU8(Ls[j] | Lm[j] << 4, at: j) }
+            }
+        }
+        requantize(x, UnsafeRawPointer(parameters), codes)
+        grid(UnsafeRawPointer(parameters), scale, offset)
     }
 }

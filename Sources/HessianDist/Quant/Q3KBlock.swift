@@ -67,14 +67,19 @@ extension Q3KBlock: GGMLBlockQuantizer {
         withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { L in
             let L = L.baseAddress!
             fitScales(x, out, L)
-            let p = UnsafeRawPointer(out)
-            let d = p.loadF16(at: 108)
-            for j in 0..<16 {
-                let dj = d * Float(scale(j, p + 96))
-                if dj == 0 { continue }
-                for i in 16 * j..<16 * j + 16 { L[i] = Int8(max(-4, min(3, nearestInt(x[i] / dj))) + 4) }
-            }
+            requantize(x, UnsafeRawPointer(out), L)
             L.withMemoryRebound(to: UInt8.self, capacity: 256) { packCodes($0, into: out) }
+        }
+    }
+
+    /// The codes on the stored grid, round(x / (d·sc)) clamped to -4...3 (stored + 4), except in
+    /// sub-blocks whose stored d·sc is 0 (those keep the search's codes in `L`).
+    static func requantize(_ x: UnsafePointer<Float>, _ p: UnsafeRawPointer, _ L: UnsafeMutablePointer<Int8>) {
+        let d = p.loadF16(at: 108)
+        for j in 0..<16 {
+            let dj = d * Float(scale(j, p + 96))
+            if dj == 0 { continue }
+            for i in 16 * j..<16 * j + 16 { L[i] = Int8(max(-4, min(3, nearestInt(x[i] / dj))) + 4) }
         }
     }
 
@@ -110,7 +115,10 @@ extension Q3KBlock: GGMLBlockQuantizer {
                            scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
         parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
         withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { fitScales(x, parameters, $0.baseAddress!) }
-        let p = UnsafeRawPointer(parameters)
+        grid(UnsafeRawPointer(parameters), s, o)
+    }
+
+    static func grid(_ p: UnsafeRawPointer, _ s: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
         let d = p.loadF16(at: 108)
         for j in 0..<16 {
             let dl = d * Float(scale(j, p + 96))
@@ -123,4 +131,52 @@ extension Q3KBlock: GGMLBlockQuantizer {
         for i in 0..<256 where codes[i] > 3 { block.orU8(1 << UInt8(i / 32), at: i % 32) }
         packTwoBitCodes(codes, into: block + 32)
     }
+}
+
+extension Q3KBlock: GGMLImportanceQuantizer {
+    /// `quantize_row_q3_K_impl`'s `weight[l] = qw[l]·sqrt(σ² + x²)`, σ² = 2·Σx²/256 over the super-block.
+    public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                         rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
+        kQuantImportanceWeights(x, qw, weight)
+    }
+
+    /// `quantize_row_q3_K_impl`: per 16-weight sub-block the weighted symmetric search (`make_qx_quants`,
+    /// nmax 4); the sixteen signed scales quantized to 6 bits by the same search (nmax 32) weighted by the
+    /// sub-blocks' summed weights; codes re-rounded on the grid.
+    public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                   parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
+                                   scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { buf in
+            let scales = buf.baseAddress!, sw = scales + 16
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { lb in
+                let Ls = lb.baseAddress!
+                for j in 0..<16 {
+                    let w = weights + 16 * j
+                    var sumW: Float = 0
+                    for l in 0..<16 { sumW += w[l] }
+                    sw[j] = sumW
+                    scales[j] = makeQXQuants(n: 16, nmax: 4, x: x + 16 * j, L: codes + 16 * j, weights: w)
+                }
+                let dBlock = makeQXQuants(n: 16, nmax: 32, x: scales, L: Ls, weights: sw)
+                for j in 0..<16 {
+                    let l = Ls[j]
+                    if j < 8 { parameters.storeU8(l & 0x0F, at: 96 + j) } else { parameters.orU8((l & 0x0F) << 4, at: 96 + j - 8) }
+                    parameters.orU8((l >> 4) << UInt8(2 * (j / 4)), at: 96 + 8 + j % 4)
+                }
+                parameters.storeF16(dBlock, at: 108)
+            }
+        }
+        codes.withMemoryRebound(to: Int8.self, capacity: 256) { requantize(x, UnsafeRawPointer(parameters), $0) }
+        grid(UnsafeRawPointer(parameters), scale, offset)
+    }
+}
+
+/// The imatrix weights of Q3_K, Q4_K and Q5_K (`quantize_row_q{3,4,5}_K_impl`): `qw[l]·sqrt(σ² + x²)`
+/// with σ² = 2·Σx²/256 over the 256-weight super-block (not the row, unlike the 32-weight types).
+func kQuantImportanceWeights(_ x: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, _ weight: UnsafeMutablePointer<Float>) {
+    var sumX2: Float = 0
+    for j in 0..<256 { sumX2 += x[j] * x[j] }
+    let sigma2 = 2 * sumX2 / 256
+    for j in 0..<256 { weight[j] = qw[j] * (sigma2 + x[j] * x[j]).squareRoot() }
 }

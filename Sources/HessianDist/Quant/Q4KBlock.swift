@@ -143,3 +143,70 @@ func scaleMinKGrid(_ p: UnsafeRawPointer, _ s: UnsafeMutablePointer<Float>, _ o:
         for i in 32 * j..<32 * j + 32 { s[i] = dl; o[i] = -ml }
     }
 }
+
+extension Q4KBlock: GGMLImportanceQuantizer {
+    /// `quantize_row_q4_K_impl`'s weights: `qw[l]·sqrt(σ² + x²)`, σ² = 2·Σx²/256 over the super-block.
+    public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                         rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
+        kQuantImportanceWeights(x, qw, weight)
+    }
+
+    /// `quantize_row_q4_K_impl`; see `fitScaleMinKWeighted`.
+    public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                   parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
+                                   scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        fitScaleMinKWeighted(x, weights, parameters, codes, nmax: 15, clampStoredScales: false)
+        scaleMinKGrid(UnsafeRawPointer(parameters), scale, offset)
+    }
+}
+
+/// The weighted search shared by Q4_K and Q5_K (`quantize_row_q{4,5}_K_impl` up to the code packing):
+/// per 32-weight sub-block a weighted affine fit (`make_qkx3_quants`, 37 candidates from -0.9 in steps
+/// of 0.05); the eight scales and mins quantized to 6 bits by `make_qp_quants` weighted by the
+/// sub-blocks' summed weights, d and dmin as its f16 results; codes re-rounded on the stored grid
+/// except in sub-blocks whose d·sc is 0. `clampStoredScales` is Q5_K's `MIN(63, ·)` before packing
+/// (Q4_K packs the search's byte as it is).
+func fitScaleMinKWeighted(_ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer,
+                          _ L: UnsafeMutablePointer<UInt8>, nmax: Int32, clampStoredScales: Bool) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 24) { buf in
+        let scales = buf.baseAddress!, mins = scales + 8, sw = scales + 16
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { lb in
+            let Laux = lb.baseAddress!, Ls = Laux + 32, Lm = Laux + 40
+            for j in 0..<8 {
+                let w = weights + 32 * j
+                var sumW: Float = 0
+                for l in 0..<32 { sumW += w[l] }
+                sw[j] = sumW
+                (scales[j], mins[j]) = makeQKX3Quants(n: 32, nmax: nmax, x: x + 32 * j, weights: w, L: L + 32 * j,
+                                                     Laux: Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
+            }
+            let dBlock = makeQPQuants(n: 8, nmax: 63, x: scales, L: Ls, weights: sw)
+            let mBlock = makeQPQuants(n: 8, nmax: 63, x: mins, L: Lm, weights: sw)
+            let q = out + 4
+            for j in 0..<8 {
+                let ls = clampStoredScales ? min(63, Ls[j]) : Ls[j]
+                let lm = clampStoredScales ? min(63, Lm[j]) : Lm[j]
+                if j < 4 {
+                    q.storeU8(ls, at: j)
+                    q.storeU8(lm, at: j + 4)
+                } else {
+                    q.storeU8(ls & 0x0F | (lm & 0x0F) << 4, at: j + 4)
+                    q.orU8((ls >> 4) << 6, at: j - 4)
+                    q.orU8((lm >> 4) << 6, at: j)
+                }
+            }
+            out.storeF16(dBlock, at: 0)
+            out.storeF16(mBlock, at: 2)
+        }
+    }
+    let p = UnsafeRawPointer(out)
+    let d = p.loadF16(at: 0), dmin = p.loadF16(at: 2)
+    for j in 0..<8 {
+        let (sc, m) = Q4KBlock.scaleMin(j, p + 4)
+        let dj = d * Float(sc)
+        if dj == 0 { continue }
+        let dm = dmin * Float(m)
+        for i in 32 * j..<32 * j + 32 { L[i] = UInt8(max(0, min(nmax, nearestInt((x[i] + dm) / dj)))) }
+    }
+}

@@ -75,3 +75,20 @@ extension Q5KBlock: GGMLBlockQuantizer {
         }
     }
 }
+
+extension Q5KBlock: GGMLImportanceQuantizer {
+    /// `quantize_row_q5_K_impl`'s weights: `qw[l]·sqrt(σ² + x²)`, σ² = 2·Σx²/256 over the super-block.
+    public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                         rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
+        kQuantImportanceWeights(x, qw, weight)
+    }
+
+    /// `quantize_row_q5_K_impl`: Q4_K's weighted search with nmax 31 (see `fitScaleMinKWeighted`).
+    public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                   parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
+                                   scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        fitScaleMinKWeighted(x, weights, parameters, codes, nmax: 31, clampStoredScales: true)
+        scaleMinKGrid(UnsafeRawPointer(parameters), scale, offset)
+    }
+}

@@ -54,25 +54,32 @@ extension Q6KBlock: GGMLBlockQuantizer {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
             let L = L.baseAddress!
             guard fitScales(x, out, L) else { return }
-            let p = UnsafeRawPointer(out)
-            let d = p.loadF16(at: 208)
-            for j in 0..<16 {
-                let dj = d * Float(p.loadI8(at: 192 + j))
-                if dj == 0 { continue }
-                for i in 16 * j..<16 * j + 16 { L[i] = UInt8(max(-32, min(31, nearestInt(x[i] / dj))) + 32) }
-            }
+            requantize(x, UnsafeRawPointer(out), L)
             packCodes(L, into: out)
         }
     }
 
+    /// The codes on the stored grid, round(x / (d·sc)) clamped to -32...31 (stored + 32), except in
+    /// sub-blocks whose stored d·sc is 0 (those keep the search's codes in `L`).
+    static func requantize(_ x: UnsafePointer<Float>, _ p: UnsafeRawPointer, _ L: UnsafeMutablePointer<UInt8>) {
+        let d = p.loadF16(at: 208)
+        for j in 0..<16 {
+            let dj = d * Float(p.loadI8(at: 192 + j))
+            if dj == 0 { continue }
+            for i in 16 * j..<16 * j + 16 { L[i] = UInt8(max(-32, min(31, nearestInt(x[i] / dj))) + 32) }
+        }
+    }
+
     /// Writes scales (192-207) and d (208) into `out`, the search's codes to `L`; false (block left
-    /// zero) when every sub-block scale is below `groupMaxEps`.
-    private static func fitScales(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>) -> Bool {
+    /// zero) when every sub-block scale is below `groupMaxEps`. `weights` per weight (the imatrix path),
+    /// x² when nil.
+    private static func fitScales(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>,
+                                  weights: UnsafePointer<Float>? = nil) -> Bool {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { buf in
             let scales = buf.baseAddress!
             var maxScale: Float = 0, maxAbs: Float = 0
             for j in 0..<16 {
-                scales[j] = makeQXQuants(n: 16, nmax: 32, x: x + 16 * j, L: L + 16 * j)
+                scales[j] = makeQXQuants(n: 16, nmax: 32, x: x + 16 * j, L: L + 16 * j, weights: weights.map { $0 + 16 * j })
                 let a = abs(scales[j])
                 if a > maxAbs { maxAbs = a; maxScale = scales[j] }
             }
@@ -91,7 +98,10 @@ extension Q6KBlock: GGMLBlockQuantizer {
                            scale s: UnsafeMutablePointer<Float>, offset o: UnsafeMutablePointer<Float>) {
         parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
         _ = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { fitScales(x, parameters, $0.baseAddress!) }
-        let p = UnsafeRawPointer(parameters)
+        grid(UnsafeRawPointer(parameters), s, o)
+    }
+
+    static func grid(_ p: UnsafeRawPointer, _ s: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
         let d = p.loadF16(at: 208)
         for j in 0..<16 {
             let dl = d * Float(p.loadI8(at: 192 + j))
@@ -112,5 +122,26 @@ extension Q6KBlock: GGMLBlockQuantizer {
                            at: 128 + 32 * n + l)
             }
         }
+    }
+}
+
+extension Q6KBlock: GGMLImportanceQuantizer {
+    /// `quantize_row_q6_K_impl` weighs by the imatrix itself (its σ² term is commented out in ggml).
+    public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
+                                         rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
+        for j in 0..<256 { weight[j] = qw[j] }
+    }
+
+    /// `quantize_row_q6_K_impl`: the reference search with the given weights in place of x².
+    public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                   parameters: UnsafeMutableRawPointer, codes: UnsafeMutablePointer<UInt8>,
+                                   scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>) {
+        parameters.initializeMemory(as: UInt8.self, repeating: 0, count: byteSize)
+        if fitScales(x, parameters, codes, weights: weights) {
+            requantize(x, UnsafeRawPointer(parameters), codes)
+        } else {
+            for i in 0..<256 { codes[i] = 0 }  // ggml zeroes the whole block
+        }
+        grid(UnsafeRawPointer(parameters), scale, offset)
     }
 }
