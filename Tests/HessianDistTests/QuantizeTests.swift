@@ -71,8 +71,22 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .mxfp4]
     static let legacyTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
 
-    /// Every quantizable type's bytes equal the NumPy port of `quantize_row_*_ref` (checked once against
-    /// llama.cpp's own libggml-base, see the commit message) on 34 blocks of random data, outliers,
+    /// The NumPy port itself against llama.cpp's own C: libggml-base's `ggml_quantize_chunk` writes the
+    /// same bytes as the port for every fixture, with and without an imatrix (MXFP4 without: ggml ignores
+    /// one there, the weighted exponent choice is ours). So the Swift tests below, which compare with the
+    /// port, compare with llama.cpp.
+    @Test func numpyPortMatchesLibggml() throws {
+        let lib = TestData.libggmlBase
+        try #require(FileManager.default.fileExists(atPath: lib),
+                     "\(lib) is missing: run scripts/setup.sh (it builds llama.cpp's libggml-base for this check)")
+        let out = try runPython("ggml_library_check.py", [lib, try QuantFixtures.written.get().dir])
+        let lines = out.split(separator: "\n")
+        #expect(lines.count == 22, "\(out)")  // 12 types without an imatrix, 10 with one
+        #expect(lines.allSatisfy { $0.hasSuffix("mismatched=[]") }, "\(out)")
+    }
+
+    /// Every quantizable type's bytes equal the NumPy port of `quantize_row_*_ref` (itself checked against
+    /// llama.cpp's libggml-base by `numpyPortMatchesLibggml`) on 34 blocks of random data, outliers,
     /// zeros, all-equal blocks, magnitudes 1e-30...1e30, grid-aligned ties, one-signed and ramp blocks.
     @Test(arguments: quantTypes)
     func matchesNumPyReference(_ t: GGMLType) throws {
@@ -87,8 +101,8 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     /// sign of a zero d/m in an all-(-0.0) block (we follow ggml: 0x8000).
     /// llama.cpp's importance-matrix quantizers (`quantize_q4_0(…, quant_weights)` etc.: σ² of the row or
     /// block, weights imatrix·sqrt(σ² + x²), weighted scale search; the K-quants' sub-block scales by
-    /// `make_qp_quants` / `make_qx_quants` weighted too) equal the NumPy port (checked once against
-    /// libggml-base's `ggml_quantize_chunk` with an imatrix, see the commit messages) on 17 rows × 64
+    /// `make_qp_quants` / `make_qx_quants` weighted too) equal the NumPy port (checked against libggml-base's
+    /// `ggml_quantize_chunk` with an imatrix by `numpyPortMatchesLibggml`) on 17 rows × 64
     /// (9 × 512 for the K-quants) with dominant and dead columns. MXFP4's weighted exponent choice is ours
     /// (ggml ignores an imatrix there); the NumPy port states the same rule independently.
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl, .mxfp4, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])

