@@ -262,6 +262,11 @@ def q2_K(x: np.ndarray) -> bytes:
         dmin = f16_bits(max_min / f32(15))
     else:
         dmin = f16_bits(f32(0))
+    return _q2_K_tail(x, L, sc, d, dmin)
+
+
+def _q2_K_tail(x, L, sc, d, dmin) -> bytes:
+    """Codes re-rounded on the stored grid (sub-blocks with d*sc = 0 keep L) and packing."""
     dv, dminv = f32(np.uint16(d).view(np.float16)), f32(np.uint16(dmin).view(np.float16))
     for j in range(16):
         dd = dv * f32(sc[j] & 0xF)
@@ -561,16 +566,8 @@ def _kquant_imatrix_block(name: str, x: np.ndarray, weight: np.ndarray) -> bytes
             scales[j], mins[j], L[16 * j:16 * j + 16] = make_qkx3_quants(x[16 * j:16 * j + 16], w, 3, -0.9, 0.05, 36, False)
         dm, Ls = make_qp_quants(scales, 15, sw)
         mm, Lm = make_qp_quants(mins, 15, sw)
-        d, dmin = f16_bits(dm), f16_bits(mm)
-        dv, dminv = f32(np.uint16(d).view(np.float16)), f32(np.uint16(dmin).view(np.float16))
         sc = [int(Ls[j] | (Lm[j] << 4)) & 0xFF for j in range(16)]
-        for j in range(16):
-            dd = dv * f32(sc[j] & 0xF)
-            if dd == 0:
-                continue
-            m = dminv * f32(sc[j] >> 4)
-            L[16 * j:16 * j + 16] = np.clip(nearest_int((x[16 * j:16 * j + 16] + m) / dd), 0, 3)
-        return bytes(sc) + _pack2(L) + np.uint16(d).tobytes() + np.uint16(dmin).tobytes()
+        return _q2_K_tail(x, L, sc, f16_bits(dm), f16_bits(mm))
     if name == "Q3_K":
         scales, sw = np.zeros(16, f32), np.zeros(16, f32)
         L = np.zeros(256, np.int64)

@@ -106,31 +106,40 @@ func fitScaleMinK(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, _ L
         }
         let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
         let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
-        let q = out + 4
         for j in 0..<8 {
-            let ls = min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j])))
-            let lm = min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j])))
-            if j < 4 {
-                q.storeU8(ls, at: j)
-                q.storeU8(lm, at: j + 4)
-            } else {
-                q.storeU8(ls & 0x0F | (lm & 0x0F) << 4, at: j + 4)
-                q.orU8((ls >> 4) << 6, at: j - 4)
-                q.orU8((lm >> 4) << 6, at: j)
-            }
+            packScaleMinK(out + 4, j, min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j]))),
+                          min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j]))))
         }
         out.storeF16(maxScale / 63, at: 0)
         out.storeF16(maxMin / 63, at: 2)
-        guard refine else { return }
-        let p = UnsafeRawPointer(out)
-        let d = p.loadF16(at: 0), dmin = p.loadF16(at: 2)
-        for j in 0..<8 {
-            let (sc, m) = Q4KBlock.scaleMin(j, p + 4)
-            let dj = d * Float(sc)
-            if dj == 0 { continue }
-            let dm = dmin * Float(m)
-            for i in 32 * j..<32 * j + 32 { L[i] = UInt8(max(0, min(nmax, nearestInt((x[i] + dm) / dj)))) }
-        }
+        if refine { requantizeScaleMinK(x, UnsafeRawPointer(out), L, nmax: nmax) }
+    }
+}
+
+/// Sub-block j's 6-bit scale `ls` and min `lm` into the 12 scale bytes `q`, laid out as
+/// `get_scale_min_k4` reads them (`q` zeroed before sub-block 0).
+@inline(__always)
+func packScaleMinK(_ q: UnsafeMutableRawPointer, _ j: Int, _ ls: UInt8, _ lm: UInt8) {
+    if j < 4 {
+        q.storeU8(ls, at: j)
+        q.storeU8(lm, at: j + 4)
+    } else {
+        q.storeU8(ls & 0x0F | (lm & 0x0F) << 4, at: j + 4)
+        q.orU8((ls >> 4) << 6, at: j - 4)
+        q.orU8((lm >> 4) << 6, at: j)
+    }
+}
+
+/// The codes on a Q4_K/Q5_K block's stored grid, round((x + dmin·m)/(d·sc)) clamped to 0...nmax, except in
+/// sub-blocks whose stored d·sc is 0 (those keep the search's codes in `L`).
+func requantizeScaleMinK(_ x: UnsafePointer<Float>, _ p: UnsafeRawPointer, _ L: UnsafeMutablePointer<UInt8>, nmax: Int32) {
+    let d = p.loadF16(at: 0), dmin = p.loadF16(at: 2)
+    for j in 0..<8 {
+        let (sc, m) = Q4KBlock.scaleMin(j, p + 4)
+        let dj = d * Float(sc)
+        if dj == 0 { continue }
+        let dm = dmin * Float(m)
+        for i in 32 * j..<32 * j + 32 { L[i] = UInt8(max(0, min(nmax, nearestInt((x[i] + dm) / dj)))) }
     }
 }
 
@@ -183,30 +192,13 @@ func fitScaleMinKWeighted(_ x: UnsafePointer<Float>, _ weights: UnsafePointer<Fl
             }
             let dBlock = makeQPQuants(n: 8, nmax: 63, x: scales, L: Ls, weights: sw)
             let mBlock = makeQPQuants(n: 8, nmax: 63, x: mins, L: Lm, weights: sw)
-            let q = out + 4
             for j in 0..<8 {
-                let ls = clampStoredScales ? min(63, Ls[j]) : Ls[j]
-                let lm = clampStoredScales ? min(63, Lm[j]) : Lm[j]
-                if j < 4 {
-                    q.storeU8(ls, at: j)
-                    q.storeU8(lm, at: j + 4)
-                } else {
-                    q.storeU8(ls & 0x0F | (lm & 0x0F) << 4, at: j + 4)
-                    q.orU8((ls >> 4) << 6, at: j - 4)
-                    q.orU8((lm >> 4) << 6, at: j)
-                }
+                packScaleMinK(out + 4, j, clampStoredScales ? min(63, Ls[j]) : Ls[j],
+                              clampStoredScales ? min(63, Lm[j]) : Lm[j])
             }
             out.storeF16(dBlock, at: 0)
             out.storeF16(mBlock, at: 2)
         }
     }
-    let p = UnsafeRawPointer(out)
-    let d = p.loadF16(at: 0), dmin = p.loadF16(at: 2)
-    for j in 0..<8 {
-        let (sc, m) = Q4KBlock.scaleMin(j, p + 4)
-        let dj = d * Float(sc)
-        if dj == 0 { continue }
-        let dm = dmin * Float(m)
-        for i in 32 * j..<32 * j + 32 { L[i] = UInt8(max(0, min(nmax, nearestInt((x[i] + dm) / dj)))) }
-    }
+    requantizeScaleMinK(x, UnsafeRawPointer(out), L, nmax: nmax)
 }
