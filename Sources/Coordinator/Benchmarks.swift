@@ -82,7 +82,7 @@ public struct GPTQBenchmark: Codable, Sendable {
 /// Times accumulation and a GPTQ solve for a (rows, cols) layer over `tokens` synthetic calibration rows
 /// (correlated Gaussian inputs, so H is dense and well conditioned like a real one).
 public func benchmarkGPTQ(rows: Int, cols: Int, tokens: Int, grid: any QuantGrid, gridName: String,
-                          blockSize: Int = 128) throws -> GPTQBenchmark {
+                          blockSize: Int = 128, refitScales: Bool = false) throws -> GPTQBenchmark {
     var state: UInt64 = 0x5EED
     func uniform() -> Float {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -110,12 +110,12 @@ public func benchmarkGPTQ(rows: Int, cols: Int, tokens: Int, grid: any QuantGrid
         done += n
     }
     let W = (0..<(rows * cols)).map { _ in uniform() * 0.1 }
-    let r = try GPTQ(blockSize: blockSize).solve(W: W, rows: rows, cols: cols, H: h, grid: grid)
+    let r = try GPTQ(blockSize: blockSize, refitScales: refitScales).solve(W: W, rows: rows, cols: cols, H: h, grid: grid)
     let f = GPTQ.flops(rows: rows, cols: cols, tokens: tokens)
     let s = r.seconds
     return GPTQBenchmark(rows: rows, cols: cols, tokens: tokens, grid: gridName,
                          seconds: ["accumulate": accumulate, "prepare": s.prepare, "invert": s.invert,
-                                   "sweep": s.sweep, "metrics": s.metrics],
+                                   "sweep": s.sweep, "refit": s.refit, "metrics": s.metrics],
                          gflops: ["accumulate": f.accumulate / accumulate / 1e9, "invert": f.invert / s.invert / 1e9,
                                   "sweep": f.sweep / s.sweep / 1e9])
 }

@@ -482,7 +482,7 @@ public func profileSensitivity(source: WeightSource, tokenizer: Tokenizer?, base
     // One tensor's candidates: bytes and damage. `inputError` adds the embedding's error as the first
     // residual stream, from each candidate's dequantized rows.
     let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder,
-                      shrink: options.shrink)
+                      shrink: options.shrink, refitScales: options.refitScales)
     // GPTQ's error on a candidate grid, for the tensors GPTQ quantizes (those with a layer Hessian).
     func gptqErrors(_ W: [Float], _ H: LayerHessian?, _ hMean: [Float]?, rows: Int, cols: Int,
                     grid: some QuantGrid) throws -> (layer: Double, squared: Double, Q: [Float])? {

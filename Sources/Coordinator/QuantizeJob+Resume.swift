@@ -41,6 +41,7 @@ extension QuantizeJob {
             .init("--micro-batch", "\(o.microBatch)"),
             .init("--method", o.method.rawValue), .init("--damp", "\(o.dampPercent)"), .init("--act-order", "\(o.actOrder)"),
             .init("--importance-fit", "\(o.importanceFit)"), .init("--shrink", "\(o.shrink)"),
+            .init("--refit-scales", "\(o.refitScales)"),
             .init("GPTQ block size", "\(o.blockSize)"),
             .init("--format", format.rawValue), .init("--type", ggmlType.description),
             .init("--embedding-type", embeddingType?.description ?? "default"), .init("--output-type", outputType?.description ?? "default"),

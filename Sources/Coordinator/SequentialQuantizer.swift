@@ -68,6 +68,11 @@ public struct SequentialOptions: Sendable {
     /// The CLI's default β: the best measured on SmolLM2 calibrated on tiny shakespeare and evaluated on
     /// WikiText-2 (BENCHMARKS.md, "GPTQ shrinkage").
     public static let defaultShrink = 0.8
+    /// Re-solve each row's block scales with GPTQ's codes fixed (`GPTQ.refitScales`). Off in the library
+    /// (the paper's GPTQ); the CLI's default is `defaultRefitScales`.
+    public var refitScales: Bool = false
+    /// The CLI's default: on, measured in BENCHMARKS.md ("Scale refit after the GPTQ sweep").
+    public static let defaultRefitScales = true
     /// Calibration samples per forward micro-batch.
     public var microBatch: Int = 4
     public init() {}
@@ -414,7 +419,7 @@ public final class SequentialQuantizer {
                                   gptqError: nil, rtnError: nil, damping: nil, fallback: nil, seconds: 0)
         if options.method == .gptq, let H {
             let solver = GPTQ(blockSize: options.blockSize, dampPercent: options.dampPercent, actOrder: options.actOrder,
-                              shrink: options.shrink)
+                              shrink: options.shrink, refitScales: options.refitScales)
             let r = try solver.solve(W: W, rows: rows, cols: cols, H: H, grid: grid,
                                      importance: options.importanceFit ? H.diagonal : nil)
             report.gptqError = r.gptqError

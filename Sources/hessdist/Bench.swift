@@ -47,6 +47,7 @@ struct Bench: ParsableCommand {
         var shapes = "576,576;192,576;1536,576;576,1536"
         @Option(help: "Calibration tokens (rows of X).") var tokens = 65536
         @Option(help: "Grid: a ggml type (q4_0, q4_K, ...) or intB-gG (e.g. int4-g128).") var grid = "q4_0"
+        @Flag(help: "Time the scale refit after the sweep too (`quantize --refit-scales`).") var refitScales = false
         func run() throws {
             var out: [GPTQBenchmark] = []
             for s in shapes.split(separator: ";") {
@@ -61,7 +62,8 @@ struct Bench: ParsableCommand {
                     guard let t = GGMLType(name: grid) else { throw ValidationError("--grid \(grid): unknown ggml type") }
                     g = try GGMLGrid(type: t)
                 }
-                out.append(try benchmarkGPTQ(rows: d[0], cols: d[1], tokens: tokens, grid: g, gridName: grid))
+                out.append(try benchmarkGPTQ(rows: d[0], cols: d[1], tokens: tokens, grid: g, gridName: grid,
+                                          refitScales: refitScales))
             }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]

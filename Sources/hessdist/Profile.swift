@@ -56,6 +56,7 @@ struct Profile: ParsableCommand {
         // GPTQ errors are priced with quantize's default solver settings (what `quantize --stats` runs).
         job.options.shrink = SequentialOptions.defaultShrink
         job.options.importanceFit = true
+        job.options.refitScales = SequentialOptions.defaultRefitScales
         job.profile = trace.options(traces: try traceSet())
         job.profile.eigenvalueTensors = eigenvalues?.split(separator: ",").map(String.init) ?? []
         job.profile.eigenIterations = eigenIterations

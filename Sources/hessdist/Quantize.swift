@@ -39,6 +39,8 @@ struct Quantize: ParsableCommand {
     var shrink = SequentialOptions.defaultShrink
     @Flag(inversion: .prefixedNo, help: "Fit each ggml block's scale with the layer's diag(H) as importance (llama.cpp's imatrix search; every type but Q8_0; MXFP4's weighted exponent choice is ours, ggml has none). Default: on for gptq, off for rtn (with --method rtn it is llama.cpp's imatrix quantization, calibrated as GPTQ is).")
     var importanceFit: Bool?
+    @Flag(inversion: .prefixedNo, help: "After GPTQ's sweep, re-solve each row's block scales (f16 scales and mins, the K-quants' super-scales, GPTQ group scales) with the codes fixed, by least squares in the solver's H; a row keeps them only if its error falls. MXFP4's power-of-two scales are left. Off is the paper's GPTQ.")
+    var refitScales = SequentialOptions.defaultRefitScales
 
     @OptionGroup var budget: BudgetOptions
     @OptionGroup var traces: TraceOptions
@@ -83,6 +85,7 @@ struct Quantize: ParsableCommand {
         job.options.actOrder = actOrder
         job.options.importanceFit = importanceFit ?? (method == .gptq)
         job.options.shrink = shrink
+        job.options.refitScales = refitScales
         job.options.microBatch = calibration.microBatch
         var profile = traces.options(traces: [])
         topology.apply(to: &profile)

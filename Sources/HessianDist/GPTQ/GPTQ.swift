@@ -27,6 +27,11 @@ public struct GPTQ: Sendable {
     /// them trades a little of the calibration-domain error for error on everything else (measured in
     /// BENCHMARKS.md). The error metrics always use the unshrunk H.
     public var shrink: Double
+    /// After the sweep, re-solve each row's block scales (the float fields of its groups) with the codes
+    /// fixed, by least squares in the solver's H (`refitScales`): a group's scales are fitted when the
+    /// sweep reaches it, before the later columns absorbed their error. Grids without float fields
+    /// (MXFP4) and act-order with dynamic groups (non-contiguous groups) are left as they are.
+    public var refitScales: Bool
 
     /// Damping increases (×10 each) tried after a failed Cholesky, before the diagonal floor.
     public static let maxDampingIncreases = 4
@@ -34,7 +39,7 @@ public struct GPTQ: Sendable {
     static let innerBlock = 16
 
     public init(blockSize: Int = 128, dampPercent: Double = 0.01, actOrder: Bool = false, staticGroups: Bool = true,
-                shrink: Double = 0) {
+                shrink: Double = 0, refitScales: Bool = false) {
         precondition(blockSize > 0 && dampPercent >= 0 && (0...1).contains(shrink),
                      "blockSize \(blockSize), dampPercent \(dampPercent), shrink \(shrink)")
         self.blockSize = blockSize
@@ -42,6 +47,7 @@ public struct GPTQ: Sendable {
         self.actOrder = actOrder
         self.staticGroups = staticGroups
         self.shrink = shrink
+        self.refitScales = refitScales
     }
 
     /// FLOPs of the three phases for a (rows, cols) layer over `tokens` calibration rows:
@@ -235,12 +241,19 @@ public struct GPTQ: Sendable {
         for r in 0..<rows { for k in 0..<n { Q[r * n + p[k]] = Qp[r * n + k]; codes[r * n + p[k]] = codesP[r * n + k] } }
         var groupIndex = (0..<n).map { $0 / gs }
         if actOrder && !fitUpFront { for k in 0..<n { groupIndex[p[k]] = k / gs } }
+        clock.lap(\.sweep)
+        var refit: ScaleRefitSummary?
+        if refitScales, !(actOrder && !fitUpFront), let linear = grid as? any LinearScaleGrid, linear.linearFieldCount > 0 {
+            refit = ScaleRefit.run(W: Wn, H: Hw, rows: rows, cols: n, grid: linear, codes: codes,
+                                   parameters: &parameters, Q: &Q)
+        }
+        clock.lap(\.refit)
         let gptqErr = layerError(W: W, Q: Q, H: H0, rows: rows, cols: n)
         let rtnErr = layerError(W: W, Q: rtnQ, H: H0, rows: rows, cols: n)
         clock.lap(\.metrics)
         return GPTQResult(Q: Q, codes: codes, parameters: parameters, groupIndex: groupIndex, permutation: perm,
                           gptqError: gptqErr, rtnError: rtnErr, damping: lambda, fallback: fallback,
-                          seconds: clock.seconds)
+                          seconds: clock.seconds, refit: refit)
     }
 }
 
@@ -265,6 +278,8 @@ public struct GPTQResult: Sendable {
         public var invert = 0.0
         /// The column sweep with lazy updates.
         public var sweep = 0.0
+        /// The scale refit after the sweep (`GPTQ.refitScales`).
+        public var refit = 0.0
         /// RTN baseline and the two layer-wise errors.
         public var metrics = 0.0
     }
@@ -290,6 +305,8 @@ public struct GPTQResult: Sendable {
     public var damping: Double
     public var fallback: Fallback
     public var seconds: Seconds
+    /// What the scale refit did (`GPTQ.refitScales`), nil when it did not run.
+    public var refit: ScaleRefitSummary? = nil
 }
 
 /// Thrown for inputs that do not fit together; each message says what to change.

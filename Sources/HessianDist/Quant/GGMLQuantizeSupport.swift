@@ -25,6 +25,9 @@ public protocol GGMLBlockQuantizer: GGMLBlockFormat {
     /// For the non-uniform types (IQ4_NL, MXFP4), the value of each code before scaling: the weight is
     /// `scale · codebook[q] + offset`. Nil (the default) for the affine grids, `scale · q + offset`.
     static var codebook: [Float]? { get }
+    /// Byte offsets of the f16 fields (scales, mins, super-scales) the block's weights are linear in when
+    /// the codes and every other field are fixed: what `refitScales` may re-solve after GPTQ's sweep.
+    static var linearHalfFields: [Int] { get }
 }
 
 extension GGMLBlockQuantizer {

@@ -105,6 +105,8 @@ public enum IQ4NLBlock: GGMLBlockFormat {
 
 extension IQ4NLBlock: GGMLBlockQuantizer {
     public static let maxCode = 15
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d.
+    public static let linearHalfFields = [0]
     public static var codebook: [Float]? { levels.map { Float($0) } }
 
     /// llama-quantize without an imatrix (`quantize_iq4_nl`, quant_weights NULL): weight[j] = x[j]².

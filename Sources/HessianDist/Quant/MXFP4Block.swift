@@ -64,6 +64,8 @@ public enum MXFP4Block: GGMLBlockFormat {
 
 extension MXFP4Block: GGMLBlockQuantizer {
     public static let maxCode = 15
+    /// None: the E8M0 exponent is a power of two, not a field weights are linear in.
+    public static let linearHalfFields: [Int] = []
     public static var codebook: [Float]? { levels.map { Float($0) } }
 
     public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {

@@ -40,6 +40,8 @@ public enum Q2KBlock: GGMLBlockFormat {
 
 extension Q2KBlock: GGMLBlockQuantizer {
     public static let maxCode = 3
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d and dmin.
+    public static let linearHalfFields = [80, 82]
 
     /// `quantize_row_q2_K_ref`: per 16-weight sub-block an affine fit (`make_qkx2_quants`, weights |x|,
     /// absolute error, 16 candidates from -0.5 in steps of 0.1); scales and mins quantized to 4 bits

@@ -57,6 +57,8 @@ public enum Q3KBlock: GGMLBlockFormat {
 extension Q3KBlock: GGMLBlockQuantizer {
     /// Codes 0...7 stand for q - 4 = -4...3 (hmask bit = code > 3, low bits = code & 3).
     public static let maxCode = 7
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d.
+    public static let linearHalfFields = [108]
 
     /// `quantize_row_q3_K_ref`: per 16-weight sub-block `make_q3_quants` (x² weights, coordinate
     /// descent); the sixteen signed scales quantized to 6 bits against d = max_scale / -32 (the scale of

@@ -47,6 +47,8 @@ public enum Q4KBlock: GGMLBlockFormat {
 
 extension Q4KBlock: GGMLBlockQuantizer {
     public static let maxCode = 15
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d and dmin.
+    public static let linearHalfFields = [0, 2]
 
     /// `quantize_row_q4_K_ref`; see `fitScaleMinK` for the scale search and re-rounding.
     public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {

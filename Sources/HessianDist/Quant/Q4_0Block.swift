@@ -24,6 +24,8 @@ public enum Q4_0Block: GGMLBlockFormat {
 extension Q4_0Block: GGMLBlockQuantizer {
     /// Codes 0...15 stand for q - 8 = -8...7.
     public static let maxCode = 15
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d.
+    public static let linearHalfFields = [0]
 
     /// `quantize_row_q4_0_ref`: d = (the weight of largest magnitude, sign kept) / -8, so that weight
     /// gets code 0; q = min(15, trunc(x * (1/d) + 8.5)) with the UNROUNDED 1/d; d is stored as f16.

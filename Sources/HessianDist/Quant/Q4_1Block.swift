@@ -24,6 +24,8 @@ public enum Q4_1Block: GGMLBlockFormat {
 
 extension Q4_1Block: GGMLBlockQuantizer {
     public static let maxCode = 15
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d and m.
+    public static let linearHalfFields = [0, 2]
 
     /// `quantize_row_q4_1_ref`: d = (max - min) / 15, m = min; q = min(15, trunc((x - min) * (1/d) + 0.5))
     /// with the unrounded d and min; d and m stored as f16.

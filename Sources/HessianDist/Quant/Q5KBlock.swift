@@ -43,6 +43,8 @@ public enum Q5KBlock: GGMLBlockFormat {
 
 extension Q5KBlock: GGMLBlockQuantizer {
     public static let maxCode = 31
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d and dmin.
+    public static let linearHalfFields = [0, 2]
 
     /// `quantize_row_q5_K_ref`: Q4_K's search (`fitScaleMinK`) with nmax 31, 16 candidates from -0.5.
     public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {

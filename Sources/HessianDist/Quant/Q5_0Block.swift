@@ -28,6 +28,8 @@ public enum Q5_0Block: GGMLBlockFormat {
 extension Q5_0Block: GGMLBlockQuantizer {
     /// Codes 0...31 stand for q - 16 = -16...15.
     public static let maxCode = 31
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d.
+    public static let linearHalfFields = [0]
 
     /// `quantize_row_q5_0_ref`: as Q4_0 with d = max / -16, q = min(31, trunc(x * (1/d) + 16.5)).
     public static func quantize(block x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) {

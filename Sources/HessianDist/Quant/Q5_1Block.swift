@@ -28,6 +28,8 @@ public enum Q5_1Block: GGMLBlockFormat {
 
 extension Q5_1Block: GGMLBlockQuantizer {
     public static let maxCode = 31
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d and m.
+    public static let linearHalfFields = [0, 2]
 
     /// `quantize_row_q5_1_ref`: d = (max - min) / 31, m = min; q = trunc((x - min) * (1/d) + 0.5), no
     /// clamp (ggml has none: the largest weight lands on 31 up to rounding).

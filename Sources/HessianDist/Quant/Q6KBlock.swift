@@ -44,6 +44,8 @@ public enum Q6KBlock: GGMLBlockFormat {
 extension Q6KBlock: GGMLBlockQuantizer {
     /// Codes 0...63 stand for q - 32 = -32...31.
     public static let maxCode = 63
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d.
+    public static let linearHalfFields = [208]
 
     /// `quantize_row_q6_K_ref`: per 16-weight sub-block `make_qx_quants` (x² weights, 19 candidates);
     /// the sixteen signed scales quantized to int8 against d = max_scale / -128 (largest magnitude, sign

@@ -22,6 +22,8 @@ public enum Q8_0Block: GGMLBlockFormat {
 extension Q8_0Block: GGMLBlockQuantizer {
     /// Grid codes 0...255 stand for the stored signed byte q - 128.
     public static let maxCode = 255
+    /// The f16 fields the block's weights are linear in, codes and the rest fixed: d.
+    public static let linearHalfFields = [0]
 
     /// `quantize_row_q8_0_ref`: d = amax / 127, q = roundf(x * (1/d)) (ties away from zero) with the
     /// unrounded d; d stored as f16.
