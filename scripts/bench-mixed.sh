@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mixed precision on SmolLM2-135M-Instruct: WikiText-2 PPL (ctx 512, first CHUNKS chunks) against file
+# Mixed precision on SmolLM2-135M-Instruct (or MODEL): WikiText-2 PPL (ctx CTX, first CHUNKS chunks) against file
 # bits/weight. One `hessdist profile` (layer Hessians, Fisher and Hutchinson traces) serves every budget and
 # sensitivity model: each row is `quantize --stats … --target-bpw B --sensitivity S` (GPTQ on the chosen
 # types). Beside them, uniform GPTQ types (UNIFORM, TYPE or TYPE:EMBEDDING_TYPE) and llama.cpp's own mixes
@@ -11,13 +11,17 @@
 #   instead of GPTQ's, e.g. fisher:rtn)  UNIFORM="Q4_0:Q4_0 Q4_0 Q4_1 Q5_0 Q8_0"
 #   PEERS="Q3_K_M Q4_K_S Q4_K_M Q5_K_S"  STATS=file (reuse a profile)  PROFILE_ARGS (e.g. "--max-probes 20")
 #   KEEP=1 reuses GGUF files already in OUT (same names: same command) and only evaluates them again.
+#   Another model: MODEL=path TOKENIZER=path (if the model has none) PARAMS=weights NAME=file prefix
+#   TEXT=evaluation text CTX=context CHUNKS=all, e.g. the fp32 stories260K, whose uniform types all lose something.
 # After the table: each mixed plan against every uniform GPTQ type of equal or larger size in this run,
 # paired over the evaluation chunks (mean NLL difference ± its standard error over the chunks), since the
 # PPL's own standard error (±0.8 here) is mostly text difficulty shared by both models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}
-MODEL=$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL=${MODEL:-$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf}
+TOK=(); [ -z "${TOKENIZER:-}" ] || TOK=(--tokenizer "$TOKENIZER")
+NAME=${NAME:-smol}; CTX=${CTX:-512}
 F32=$MODELS/SmolLM2-135M-Instruct.F32.gguf
 TEXT=${TEXT:-../shared/data/text/wikitext2_test_joined.txt}
 CALIB=${CALIB:-../shared/data/text/tinyshakespeare_input.txt}
@@ -31,8 +35,9 @@ OUT=${OUT:-/tmp/hessdist-bench-mixed}; mkdir -p "$OUT"
 scripts/fetch-model.sh
 swift build -c release -j 2 >/dev/null
 BIN=${HESSDIST_BIN:-.build/release/hessdist}
-PARAMS=134515008
-CAL=(--calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN")
+PARAMS=${PARAMS:-134515008}
+CAL=("${TOK[@]}" --calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN")
+CHUNKARGS=(--chunks "$CHUNKS"); [ "$CHUNKS" != all ] || CHUNKARGS=()
 STATS=${STATS:-$OUT/stats-$NSAMPLES-$SEQLEN.safetensors}
 if [ ! -f "$STATS" ]; then
   TRACES=fisher; [[ " $SENSITIVITIES " == *" hutchinson "* ]] && TRACES=fisher,hutchinson
@@ -42,7 +47,7 @@ fi
 bpw() { python3 -c "print('%.3f' % ($1*8/$PARAMS))"; }
 ROWS=$OUT/rows.tsv; : > "$ROWS"
 eval_row() { # model label -> "PPL ± se | KL"; the evaluation kept in model.eval.json, listed in rows.tsv
-  $BIN eval --model "$1" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" --reference "$MODEL" --json 2>/dev/null > "$1.eval.json"
+  $BIN eval --model "$1" "${TOK[@]}" --text "$TEXT" --ctx "$CTX" "${CHUNKARGS[@]}" --reference "$MODEL" --json 2>/dev/null > "$1.eval.json"
   printf '%s\t%s\t%s\n' "$2" "$(stat -c %s "$1")" "$1.eval.json" >> "$ROWS"
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f ± %.4f | %.5f" % (r["perplexity"], r["standardError"], r["reference"]["meanKL"]))' "$1.eval.json"
 }
@@ -52,10 +57,10 @@ quantize_to() {
   if [ "${KEEP:-0}" = 1 ] && [ -f "$f" ] && [ -f "$f.report.json" ]; then echo "kept" > "$OUT/q"; return 0; fi
   /usr/bin/time -f "%e" -o "$OUT/q" $BIN quantize --model "$MODEL" "${CAL[@]}" "$@" --out "$f" >/dev/null 2>"$OUT/q.err"
 }
-echo "### Mixed precision against uniform types, SmolLM2-135M-Instruct, $(date -u +%Y-%m-%d), $(nproc) cores"
+echo "### Mixed precision against uniform types, $(basename "$MODEL"), $(date -u +%Y-%m-%d), $(nproc) cores"
 echo
-echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`NSAMPLES=$NSAMPLES SEQLEN=$SEQLEN CHUNKS=$CHUNKS SENSITIVITIES='$SENSITIVITIES' UNIFORM='$UNIFORM' PEERS='$PEERS' PROFILE_ARGS='$PROFILE_ARGS' scripts/bench-mixed.sh ${BPWS[*]}\`."
-echo "Calibration: $NSAMPLES × $SEQLEN tokens of $(basename "$CALIB"); evaluation: $(basename "$TEXT"), ctx 512, $CHUNKS chunks; GPTQ defaults."
+echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`$([ "$NAME" = smol ] || echo "MODEL=$MODEL NAME=$NAME PARAMS=$PARAMS TEXT=$TEXT CTX=$CTX ")NSAMPLES=$NSAMPLES SEQLEN=$SEQLEN CHUNKS=$CHUNKS SENSITIVITIES='$SENSITIVITIES' UNIFORM='$UNIFORM' PEERS='$PEERS' PROFILE_ARGS='$PROFILE_ARGS' scripts/bench-mixed.sh ${BPWS[*]}\`."
+echo "Calibration: $NSAMPLES × $SEQLEN tokens of $(basename "$CALIB"); evaluation: $(basename "$TEXT"), ctx $CTX, $CHUNKS chunks; GPTQ defaults."
 echo
 python3 - "$STATS" <<'PY'
 import json, sys
@@ -84,7 +89,7 @@ echo '| plan | file bytes | bits/weight | types | PPL | mean KL vs original | qu
 echo '| --- | --- | --- | --- | --- | --- | --- |'
 for B in "${BPWS[@]}"; do
   for S in $SENSITIVITIES; do
-    F="$OUT/smol-mixed-$B-${S/:/-}.gguf"
+    F="$OUT/$NAME-mixed-$B-${S/:/-}.gguf"
     ERR=(); [[ $S == *:* ]] && ERR=(--errors "${S##*:}")
     quantize_to "$F" --stats "$STATS" --target-bpw "$B" --sensitivity "${S%%:*}" "${ERR[@]}" \
       || { echo "| mixed $B, $S | failed: $(tail -1 "$OUT/q.err") | | | | | |"; continue; }
@@ -103,7 +108,7 @@ print(", ".join("%s×%d" % kv for kv in sorted(types.items())) + ("; embedding "
 done
 for U in $UNIFORM; do
   T=${U%%:*}; E=(); [[ $U == *:* ]] && E=(--embedding-type "${U##*:}")
-  F="$OUT/smol-uniform-${U/:/-}.gguf"
+  F="$OUT/$NAME-uniform-${U/:/-}.gguf"
   quantize_to "$F" --type "$T" "${E[@]}"
   SIZE=$(stat -c %s "$F")
   EMB=$(python3 -c 'import json,sys; print([t["type"] for t in json.load(open(sys.argv[1]))["types"] if t["name"]=="token_embd.weight"][0])' "$F.report.json")

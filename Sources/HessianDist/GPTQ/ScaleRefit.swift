@@ -79,46 +79,57 @@ public enum ScaleRefit {
                     for i in 0..<n { E[r * n + i] = W[(r0 + r) * n + i] - Q[(r0 + r) * n + i] }
                 }
             }}}
-            // Normal equations for Δθ: (UᵀHU) Δθ = UᵀH e, e = w − q.
-            for i in 0..<(R * k * k) { M[i] = 0 }
-            for i in 0..<(R * k) { rhs[i] = 0 }
+            // Normal equations for Δθ: (UᵀHU) Δθ = UᵀH e, e = w − q. One sgemm gives E·H: the objective
+            // before, per row, and the right-hand side.
+            let before = rowObjectives(E, H: H, rows: R, n: n, scratch: &EH)
+            EH.withUnsafeBufferPointer { EH in
+                for j in 0..<F {
+                    basis[j].withUnsafeBufferPointer { Bj in
+                        for r in 0..<R {
+                            for g in 0..<nb {
+                                var s = 0.0
+                                for i in (r * n + g * gs)..<(r * n + g * gs + gs) { s += Double(Bj[i]) * Double(EH[i]) }
+                                rhs[r * k + g * F + j] = s
+                            }
+                        }
+                    }
+                }
+            }
+            // UᵀHU is symmetric: block column b needs H[block b, block b...] only, P = basis_l[:, block b] ·
+            // H[block b, b·gs..<n] (R, gs) × (gs, n − b·gs), and each entry is mirrored.
             for l in 0..<F {
                 for b in 0..<nb {
-                    // P = basis_l[:, block b] · H[block b, :]  (R, gs) × (gs, n): row r is u_{b,l}ᵀ H.
+                    let width = n - b * gs
                     basis[l].withUnsafeBufferPointer { B in
                         H.withUnsafeBufferPointer { Hp in
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(R), Int32(n), Int32(gs), 1,
-                                        B.baseAddress! + b * gs, Int32(n), Hp.baseAddress! + b * gs * n, Int32(n),
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(R), Int32(width), Int32(gs), 1,
+                                        B.baseAddress! + b * gs, Int32(n), Hp.baseAddress! + b * gs * n + b * gs, Int32(n),
                                         0, &P, Int32(n))
                         }
                     }
                     let col = b * F + l
                     P.withUnsafeBufferPointer { P in
-                    E.withUnsafeBufferPointer { E in
                     M.withUnsafeMutableBufferPointer { M in
-                        for r in 0..<R {
-                            let pr = r * n
-                            var s = 0.0
-                            for i in 0..<n { s += Double(P[pr + i]) * Double(E[pr + i]) }
-                            rhs[r * k + col] = s
-                            for j in 0..<F {
-                                basis[j].withUnsafeBufferPointer { Bj in
-                                    for a in 0..<nb {
+                        for j in 0..<F {
+                            basis[j].withUnsafeBufferPointer { Bj in
+                                for r in 0..<R {
+                                    for a in b..<nb {
+                                        let p0 = r * n + (a - b) * gs, b0 = r * n + a * gs
                                         var m = 0.0
-                                        for i in (pr + a * gs)..<(pr + a * gs + gs) { m += Double(P[i]) * Double(Bj[i]) }
-                                        M[(r * k + a * F + j) * k + col] = m
+                                        for i in 0..<gs { m += Double(P[p0 + i]) * Double(Bj[b0 + i]) }
+                                        let row = a * F + j
+                                        M[(r * k + row) * k + col] = m
+                                        M[(r * k + col) * k + row] = m
                                     }
                                 }
                             }
                         }
-                    }}}
+                    }}
                 }
             }
-            // Objective before, per row: eᵀHe.
-            let before = rowObjectives(E, H: H, rows: R, n: n, scratch: &EH)
 
             // Solve each row, store its trial fields (rounded as the format stores them) and dequantize.
-            var tried = [Bool](repeating: false, count: R)
+            var tried = [Bool](repeating: false, count: R), after = [Double](repeating: 0, count: R)
             parameters.withUnsafeBytes { pm in
             codes.withUnsafeBufferPointer { cd in
             trial.withUnsafeMutableBytes { tp in
@@ -133,12 +144,7 @@ public enum ScaleRefit {
                             m[i * k + i] *= 1 + 1e-9
                         }
                     }
-                    let solved = m.withUnsafeMutableBufferPointer { mp in
-                        v.withUnsafeMutableBufferPointer { vp in
-                            LAPACKE_dposv(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(k), 1,
-                                          mp.baseAddress!, Int32(k), vp.baseAddress!, 1) == 0
-                        }
-                    }
+                    let solved = choleskySolve(&m, &v, k)
                     guard solved else { continue }
                     let rowTrial = tp.baseAddress! + r * nb * pb
                     rowTrial.copyMemory(from: pm.baseAddress! + (r0 + r) * nb * pb, byteCount: nb * pb)
@@ -152,12 +158,24 @@ public enum ScaleRefit {
                         }
                     }
                     guard storable else { continue }
+                    // The objective with the stored fields, from the normal equations:
+                    // (e − UΔ)ᵀH(e − UΔ) = eᵀHe − 2Δᵀ(UᵀHe) + Δᵀ(UᵀHU)Δ, Δ the stored change.
+                    var delta = [Double](repeating: 0, count: k)
+                    for g in 0..<nb {
+                        thetaNew.withUnsafeMutableBufferPointer { grid.linearFields(of: rowTrial + g * pb, into: $0.baseAddress!) }
+                        for j in 0..<F { delta[g * F + j] = Double(thetaNew[j]) - Double(theta0[r * k + g * F + j]) }
+                    }
+                    var quad = 0.0, lin = 0.0
+                    for i in 0..<k where delta[i] != 0 {
+                        lin += delta[i] * rhs[r * k + i]
+                        var s = 0.0
+                        for j in 0..<k { s += M[(r * k + i) * k + j] * delta[j] }
+                        quad += delta[i] * s
+                    }
+                    after[r] = before[r] - 2 * lin + quad
                     tried[r] = true
-                    for i in 0..<n { E[r * n + i] = W[(r0 + r) * n + i] - Qnew[r * n + i] }
                 }
             }}}
-            // Objective after (rows not tried hold their old error in E: equal, so kept), then keep what fell.
-            let after = rowObjectives(E, H: H, rows: R, n: n, scratch: &EH)
             parameters.withUnsafeMutableBytes { pm in
             trial.withUnsafeBytes { tp in
                 for r in 0..<R {
@@ -171,6 +189,39 @@ public enum ScaleRefit {
             }}
         }
         return summary
+    }
+
+    /// Solves A x = b in place (x into `b`) for symmetric positive definite A (k, k) row-major, by
+    /// Cholesky; false if A is not numerically positive definite. The systems here are small (k ≤ a few
+    /// hundred) and many, one per row: LAPACK's threaded path costs more than the arithmetic.
+    static func choleskySolve(_ a: inout [Double], _ b: inout [Double], _ k: Int) -> Bool {
+        a.withUnsafeMutableBufferPointer { a in
+        b.withUnsafeMutableBufferPointer { b in
+            // A = L Lᵀ, L in the lower triangle.
+            for j in 0..<k {
+                var d = a[j * k + j]
+                for p in 0..<j { d -= a[j * k + p] * a[j * k + p] }
+                guard d > 0, d.isFinite else { return false }
+                let l = d.squareRoot()
+                a[j * k + j] = l
+                for i in (j + 1)..<k {
+                    var s = a[i * k + j]
+                    for p in 0..<j { s -= a[i * k + p] * a[j * k + p] }
+                    a[i * k + j] = s / l
+                }
+            }
+            for i in 0..<k {                      // L y = b
+                var s = b[i]
+                for p in 0..<i { s -= a[i * k + p] * b[p] }
+                b[i] = s / a[i * k + i]
+            }
+            for i in stride(from: k - 1, through: 0, by: -1) {  // Lᵀ x = y
+                var s = b[i]
+                for p in (i + 1)..<k { s -= a[p * k + i] * b[p] }
+                b[i] = s / a[i * k + i]
+            }
+            return true
+        }}
     }
 
     /// eᵀHe for each of `rows` rows of E (rows, n), one sgemm into `scratch`.
