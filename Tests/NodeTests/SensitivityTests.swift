@@ -280,7 +280,11 @@ import HessianDist
             replaced.setWeight(name, Q)
             let direct = try Self.directKL(original: model, replaced: replaced, sequences: seqs)
             #expect(direct > 1e-6, "\(name): the perturbation must move the predictions")
-            #expect(abs(measured - direct) <= 1e-4 * direct + 1e-9, "\(name): measured \(measured) vs direct \(direct)")
+            // Both KLs come from float32 logits along different paths (cached streams, batched vs per-sequence
+            // BLAS calls), and a KL of ~1e-4 is a second-order difference of those logits: its float32 noise is
+            // ~1e-4 relative on some BLAS kernels (seen on an AVX-512 Xeon). A wrong cached stream or a missed
+            // restore is off by far more than 1e-3.
+            #expect(abs(measured - direct) <= 1e-3 * direct + 1e-9, "\(name): measured \(measured) vs direct \(direct)")
         }
         // The weights are back, bit for bit, and the original values cost nothing.
         #expect(Array(UnsafeBufferPointer(start: model.params.base, count: model.params.count)) == before)
