@@ -59,7 +59,7 @@ quantize_to() {
 }
 echo "### Mixed precision against uniform types, $(basename "$MODEL"), $(date -u +%Y-%m-%d), $(nproc) cores"
 echo
-echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`$([ "$NAME" = smol ] || echo "MODEL=$MODEL NAME=$NAME PARAMS=$PARAMS TEXT=$TEXT CTX=$CTX ")NSAMPLES=$NSAMPLES SEQLEN=$SEQLEN CHUNKS=$CHUNKS SENSITIVITIES='$SENSITIVITIES' UNIFORM='$UNIFORM' PEERS='$PEERS' PROFILE_ARGS='$PROFILE_ARGS' scripts/bench-mixed.sh ${BPWS[*]}\`."
+echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`$([ "$NAME" = smol ] || echo "MODEL=$MODEL ${TOKENIZER:+TOKENIZER=$TOKENIZER }NAME=$NAME PARAMS=$PARAMS TEXT=$TEXT CTX=$CTX ")NSAMPLES=$NSAMPLES SEQLEN=$SEQLEN CHUNKS=$CHUNKS SENSITIVITIES='$SENSITIVITIES' UNIFORM='$UNIFORM' PEERS='$PEERS' PROFILE_ARGS='$PROFILE_ARGS' scripts/bench-mixed.sh ${BPWS[*]}\`."
 echo "Calibration: $NSAMPLES × $SEQLEN tokens of $(basename "$CALIB"); evaluation: $(basename "$TEXT"), ctx $CTX, $CHUNKS chunks; GPTQ defaults."
 echo
 python3 - "$STATS" <<'PY'

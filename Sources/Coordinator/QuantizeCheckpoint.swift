@@ -346,8 +346,7 @@ func continuedWeights(_ q: QuantizedLinear) throws -> [Float] {
             for i in out.indices where out[i] == 0 { out[i] = 0 }
         }
     case .integer(let grid):
-        // Parameters per (row, group): the scale (f16 or f32, little-endian) then the zero point byte,
-        // as `IntegerGroupGrid.fit` writes them; offset = −(scale · zero), value = scale · q + offset.
+        // Parameters per (row, group) as `IntegerGroupGrid.fit` writes them (`storedGrid` reads them back).
         let groups = (q.cols + grid.groupSize - 1) / grid.groupSize, pb = grid.parameterBytes
         guard q.codes.count == q.rows * q.cols, q.parameters.count == q.rows * groups * pb else {
             throw WireError(.sizeMismatch, field: "codes of \(q.name)", expected: "\(q.rows * q.cols) codes, \(q.rows * groups * pb) parameter bytes",
@@ -357,12 +356,7 @@ func continuedWeights(_ q: QuantizedLinear) throws -> [Float] {
         q.parameters.withUnsafeBytes { p in
             for r in 0..<q.rows {
                 for c in 0..<q.cols {
-                    let at = (r * groups + gidx[c]) * pb
-                    let s = grid.scaleFormat == .f16
-                        ? Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: at, as: UInt16.self))))
-                        : Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                    let z = Float(p[at + pb - 1])
-                    let o = -(s * z)
+                    let (s, o) = grid.storedGrid(p.baseAddress! + (r * groups + gidx[c]) * pb)
                     out[r * q.cols + c] = s * Float(q.codes[r * q.cols + c]) + o
                 }
             }

@@ -240,10 +240,11 @@ public struct GPTQ: Sendable {
         var Q = [Float](repeating: 0, count: rows * n), codes = [UInt8](repeating: 0, count: rows * n)
         for r in 0..<rows { for k in 0..<n { Q[r * n + p[k]] = Qp[r * n + k]; codes[r * n + p[k]] = codesP[r * n + k] } }
         var groupIndex = (0..<n).map { $0 / gs }
-        if actOrder && !fitUpFront { for k in 0..<n { groupIndex[p[k]] = k / gs } }
+        let dynamicGroups = actOrder && !fitUpFront        // groups of working columns: not contiguous
+        if dynamicGroups { for k in 0..<n { groupIndex[p[k]] = k / gs } }
         clock.lap(\.sweep)
         var refit: ScaleRefitSummary?
-        if refitScales, !(actOrder && !fitUpFront), let linear = grid as? any LinearScaleGrid, linear.linearFieldCount > 0 {
+        if refitScales, !dynamicGroups, let linear = grid as? any LinearScaleGrid, linear.linearFieldCount > 0 {
             refit = ScaleRefit.run(W: Wn, H: Hw, rows: rows, cols: n, grid: linear, codes: codes,
                                    parameters: &parameters, Q: &Q)
         }

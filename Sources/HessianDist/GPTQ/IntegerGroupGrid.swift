@@ -84,4 +84,16 @@ public struct IntegerGroupGrid: QuantGrid {
         }
         parameters.storeBytes(of: UInt8(z), toByteOffset: parameterBytes - 1, as: UInt8.self)
     }
+
+    /// The grid a group's stored `parameters` stand for, read back as `fit` wrote them: the scale (f16 or
+    /// f32, little-endian) and `offset = −(scale · zero)` from the zero point byte.
+    public func storedGrid(_ parameters: UnsafeRawPointer) -> (scale: Float, offset: Float) {
+        let s: Float
+        switch scaleFormat {
+        case .f16: s = Float(Float16(bitPattern: UInt16(littleEndian: parameters.loadUnaligned(as: UInt16.self))))
+        case .f32: s = Float(bitPattern: UInt32(littleEndian: parameters.loadUnaligned(as: UInt32.self)))
+        }
+        let z = Float(parameters.load(fromByteOffset: parameterBytes - 1, as: UInt8.self))
+        return (s, -(s * z))
+    }
 }

@@ -247,7 +247,7 @@ extension GGMLGrid: LinearScaleGrid {
 
     public func setLinearFields(_ theta: UnsafePointer<Float>, in parameters: UnsafeMutableRawPointer) -> Bool {
         let fields = type.blockQuantizer!.linearHalfFields
-        for j in fields.indices where !Float(Float16(theta[j])).isFinite { return false }
+        for j in fields.indices where !halfToFloat(floatToHalfBits(theta[j])).isFinite { return false }
         for (j, at) in fields.enumerated() { parameters.storeF16(theta[j], at: at) }
         return true
     }
@@ -265,7 +265,7 @@ extension IntegerGroupGrid: LinearScaleGrid {
     public var linearFieldCount: Int { 1 }
 
     public func linearFields(of parameters: UnsafeRawPointer, into theta: UnsafeMutablePointer<Float>) {
-        theta[0] = storedScale(parameters)
+        theta[0] = storedGrid(parameters).scale
     }
 
     /// A GPTQ checkpoint's scale must be positive and (with `.f16`) a finite half.
@@ -283,15 +283,7 @@ extension IntegerGroupGrid: LinearScaleGrid {
     }
 
     public func groupValues(parameters: UnsafeRawPointer, codes: UnsafePointer<UInt8>, into out: UnsafeMutablePointer<Float>) {
-        let s = storedScale(parameters), z = Float(parameters.load(fromByteOffset: parameterBytes - 1, as: UInt8.self))
-        let o = -(s * z)
+        let (s, o) = storedGrid(parameters)
         for i in 0..<groupSize { out[i] = value(code: codes[i], scale: s, offset: o) }
-    }
-
-    private func storedScale(_ parameters: UnsafeRawPointer) -> Float {
-        switch scaleFormat {
-        case .f16: return Float(Float16(bitPattern: UInt16(littleEndian: parameters.loadUnaligned(as: UInt16.self))))
-        case .f32: return Float(bitPattern: UInt32(littleEndian: parameters.loadUnaligned(as: UInt32.self)))
-        }
     }
 }
