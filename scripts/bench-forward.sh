@@ -18,6 +18,8 @@ echo "### Forward pass, SmolLM2-135M-Instruct (fp32), $(date -u +%Y-%m-%d), $(np
 echo
 echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/ {print $2}') GiB. Command: \`scripts/bench-forward.sh\`."
 echo
+echo "OpenBLAS kernels: $($BIN bench sgemm --shapes 64,64,64 | python3 scripts/bench_format.py core)${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}."
+echo
 echo '| sgemm shape (M,N,K), out = A·Bᵀ | GFLOP/s |'
 echo '| --- | --- |'
 $BIN bench sgemm --shapes "2048,2048,2048;512,576,576;512,192,576;512,1536,576;512,576,1536;1024,1536,576;256,49152,576" |

@@ -15,7 +15,7 @@ PEAK=$($BIN bench sgemm --shapes "2048,2048,2048" | python3 scripts/bench_format
 echo "### GPTQ speed per module, SmolLM2-135M shapes, $(date -u +%Y-%m-%d), $(nproc) cores, OPENBLAS_NUM_THREADS=$THREADS"
 echo
 echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'). Command: \`TOKENS=$TOKENS scripts/bench-gptq.sh ${GRIDS[*]}\`."
-echo "sgemm 2048³ in the same run: $PEAK GFLOP/s. Each phase: seconds (cost-model GFLOP/s, % of that peak)."
+echo "sgemm 2048³ in the same run: $PEAK GFLOP/s ($($BIN bench sgemm --shapes 64,64,64 | python3 scripts/bench_format.py core) kernels). Each phase: seconds (cost-model GFLOP/s, % of that peak)."
 echo
 echo '| module rows×cols | grid | tokens | accumulate XᵀX | invert (damp + 3 factorizations) | sweep | prepare s | metrics s | total s |'
 echo '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'

@@ -10,6 +10,8 @@ if kind == "sgemm":
         print("| %d×%d×%d | %.1f |" % (m["m"], m["n"], m["k"], m["gflops"]))
 elif kind == "peak":
     print("%.3f" % data[0]["gflops"])
+elif kind == "core":
+    print(data[0]["core"])
 elif kind == "forward":
     peak, label = float(sys.argv[2]), sys.argv[3]
     g, s = data["gflops"], data["seconds"]

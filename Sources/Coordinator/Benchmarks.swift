@@ -7,6 +7,8 @@ import Node
 public struct GemmMeasurement: Codable, Sendable {
     public var m: Int, n: Int, k: Int
     public var gflops: Double
+    /// OpenBLAS's kernel family in this process (the number depends on it; see BLASCore).
+    public var core: String
 }
 
 /// Best-of-`repeats` GFLOP/s of out (M,N) = a (M,K) · b (N,K)ᵀ, the shape our linear layers use.
@@ -27,7 +29,7 @@ public func measureSgemm(M: Int, N: Int, K: Int, repeats: Int = 5) -> GemmMeasur
         } while elapsed < 0.2
         best = min(best, elapsed / Double(iters))
     }
-    return GemmMeasurement(m: M, n: N, k: K, gflops: 2 * Double(M * N * K) / best / 1e9)
+    return GemmMeasurement(m: M, n: N, k: K, gflops: 2 * Double(M * N * K) / best / 1e9, core: BLASCore.name)
 }
 
 public struct ForwardBenchmark: Codable, Sendable {

@@ -67,7 +67,7 @@ public enum SensitivityModel: String, Sendable, Codable, CaseIterable {
 public struct ProfileOptions: Sendable {
     /// Types a tensor may take (each only where its row length is a whole number of blocks).
     /// MXFP4 (4.25 bpw) is the one type under 4.5 bpw for rows that are not a multiple of 256.
-    public var candidates: [GGMLType] = [.mxfp4, .q4_0, .iq4_nl, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    public var candidates: [GGMLType] = [.mxfp4, .q4_0, .iq4_nl, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .iq4_xs, .q4_K, .q5_K, .q6_K]
     /// Profile for a GPTQ checkpoint with these settings instead of GGUF: the candidates are then the
     /// integer grids of `gptqBits` that `gptqGrid` can pack for each block linear (the embedding and head
     /// stay fp16, as GPTQ checkpoints keep them).

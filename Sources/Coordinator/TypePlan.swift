@@ -19,13 +19,14 @@ public struct TypePlan: Sendable {
     public var importance: [String: [Float]] = [:]
 
     /// llama.cpp's fallbacks for k-quants on rows that are not multiples of 256 (`tensor_type_fallback` in
-    /// llama-quant.cpp, which sends Q2_K and Q3_K to Q4_0).
+    /// llama-quant.cpp, which sends Q2_K and Q3_K to Q4_0 and IQ4_XS to IQ4_NL).
     public static func fallback(for t: GGMLType) -> GGMLType {
         switch t {
         case .q2_K, .q3_K: return .q4_0
         case .q4_K: return .q5_0
         case .q5_K: return .q5_1
         case .q6_K: return .q8_0
+        case .iq4_xs: return .iq4_nl
         default: return .f16
         }
     }

@@ -14,6 +14,12 @@ struct HessDist: ParsableCommand {
     /// on an error in a multi-rank job, MPI_Abort so every rank stops (instead of the others waiting
     /// in a collective forever) and the job exits non-zero with a message naming the failed rank.
     static func main() {
+        // Before anything else (MPI_Init, threads): OpenBLAS's fallback to SSE kernels on CPUs newer than it
+        // costs up to 5× in every matrix product. Only rank 0 of an mpirun job says so.
+        BLASKernelSelection.restartIfOpenBLASFellBack { line in
+            let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0"
+            if rank == "0" { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
         // Parsing first, apart: a refused option that came from a job file gets a note naming its line.
         var command: ParsableCommand
         do {

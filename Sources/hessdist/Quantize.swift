@@ -22,7 +22,7 @@ struct Quantize: ParsableCommand {
 
     @Option(help: "Output format: gguf (llama.cpp) or gptq (transformers / vLLM safetensors).")
     var format: ExportFormat = .gguf
-    @Option(help: "GGUF type of the block linears: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, MXFP4.")
+    @Option(help: "GGUF type of the block linears: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS, MXFP4.")
     var type: GGMLType = .q4_0
     @Option(help: "GGUF type of token_embd (default: Q6_K when tied to the output, else --type; falls back per row length).")
     var embeddingType: GGMLType?

@@ -24,7 +24,7 @@ struct CalibrationOptions: ParsableArguments {
 
 /// What a sensitivity profile measures: shared by profile and quantize --target-bpw.
 struct TraceOptions: ParsableArguments {
-    @Option(help: "Candidate types, comma-separated: for GGUF ggml types (default MXFP4,Q4_0,IQ4_NL,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K; each where the row length fits), for GPTQ bit widths (default int2,int3,int4,int8; each where the shape packs).")
+    @Option(help: "Candidate types, comma-separated: for GGUF ggml types (default MXFP4,Q4_0,IQ4_NL,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K…Q6_K,IQ4_XS; each where the row length fits), for GPTQ bit widths (default int2,int3,int4,int8; each where the shape packs).")
     var candidates: String?
     @Option(help: "Fisher traces: calibration sequences averaged (one backward pass each).")
     var fisherSamples = 16
@@ -48,7 +48,7 @@ struct TraceOptions: ParsableArguments {
         if let c = candidates {
             for name in c.split(separator: ",").map(String.init)
             where GGMLType(name: name)?.isQuantizable != true && gptqBits(label: name) == nil {
-                throw ValidationError("--candidates: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K, IQ4_NL, MXFP4) or a GPTQ width (int2, int3, int4, int8)")
+                throw ValidationError("--candidates: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS, MXFP4) or a GPTQ width (int2, int3, int4, int8)")
             }
         }
     }

@@ -68,7 +68,7 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
 }
 
 @Suite struct QuantizeTests {
-    static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .mxfp4]
+    static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .mxfp4]
     static let legacyTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
 
     /// The NumPy port itself against llama.cpp's own C: libggml-base's `ggml_quantize_chunk` writes the
@@ -81,7 +81,7 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
                      "\(lib) is missing: run scripts/setup.sh (it builds llama.cpp's libggml-base for this check)")
         let out = try runPython("ggml_library_check.py", [lib, try QuantFixtures.written.get().dir])
         let lines = out.split(separator: "\n")
-        #expect(lines.count == 22, "\(out)")  // 12 types without an imatrix, 10 with one
+        #expect(lines.count == 24, "\(out)")  // 13 types without an imatrix, 11 with one
         #expect(lines.allSatisfy { $0.hasSuffix("mismatched=[]") }, "\(out)")
     }
 
@@ -103,9 +103,9 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     /// block, weights imatrix·sqrt(σ² + x²), weighted scale search; the K-quants' sub-block scales by
     /// `make_qp_quants` / `make_qx_quants` weighted too) equal the NumPy port (checked against libggml-base's
     /// `ggml_quantize_chunk` with an imatrix by `numpyPortMatchesLibggml`) on 17 rows × 64
-    /// (9 × 512 for the K-quants) with dominant and dead columns. MXFP4's weighted exponent choice is ours
+    /// (9 × 512 for the K-quants and IQ4_XS) with dominant and dead columns. MXFP4's weighted exponent choice is ours
     /// (ggml ignores an imatrix there); the NumPy port states the same rule independently.
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl, .mxfp4, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl, .iq4_xs, .mxfp4, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
     func importanceQuantizerMatchesNumPyReference(_ t: GGMLType) throws {
         let dir = try QuantFixtures.written.get().dir
         let x = try readF32(dir + "/\(t).imat.in.f32"), imat = try readF32(dir + "/\(t).imat.w.f32")
@@ -143,7 +143,7 @@ func firstByteDifference(_ a: [UInt8], _ b: [UInt8], blockBytes: Int) -> String 
     /// reference quantizer reaches here, so a regression in the scale search fails.
     static let rmseBudget: [GGMLType: Float] = [
         .q4_0: 0.0895, .q4_1: 0.0820, .q5_0: 0.0449, .q5_1: 0.0396, .q8_0: 0.00562,
-        .q2_K: 0.3105, .q3_K: 0.1587, .q4_K: 0.0748, .q5_K: 0.0378, .q6_K: 0.0187, .iq4_nl: 0.0800, .mxfp4: 0.1209,
+        .q2_K: 0.3105, .q3_K: 0.1587, .q4_K: 0.0748, .q5_K: 0.0378, .q6_K: 0.0187, .iq4_nl: 0.0800, .iq4_xs: 0.0806, .mxfp4: 0.1209,
     ]
 
     @Test(arguments: quantTypes)

@@ -16,7 +16,7 @@ import Testing
 
     /// Every block of the refitted layer, packed, dequantizes to the Q the solver returns, bit for bit;
     /// with shrink 0 (the objective is the reported error's H) the error never rises and does fall.
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .iq4_xs, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
     func refitLowersTheErrorAndStaysExact(_ type: GGMLType) throws {
         let rows = 24, cols = 512
         let (W, H) = Self.layer(rows: rows, cols: cols, seed: 7)

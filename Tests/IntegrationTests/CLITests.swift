@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TestSupport
+import HessianDist
+import Node
 
 /// The CLI as a user runs it.
 @Suite struct CLITests {
@@ -28,6 +30,22 @@ import TestSupport
         // stories260K is a tiny model trained on TinyStories: PPL is low single digits on its own domain.
         #expect(ppl > 1 && ppl < 20, "ppl \(ppl)")
         #expect(j["chunks"] as? Int == 4 && j["tokensScored"] as? Int == 4 * 63)
+    }
+
+    /// The kernels the tool computes with are as wide as the CPU allows (OpenBLAS alone falls back to SSE
+    /// on CPU models newer than it), and a user's OPENBLAS_CORETYPE is obeyed as given.
+    @Test func openBLASKernelsMatchTheCPU() throws {
+        func core(_ env: [String: String]) throws -> String {
+            let out = try run(hessdistBinary, ["bench", "sgemm", "--shapes", "64,64,64"], env: env)
+            let j = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [[String: Any]]
+            return j[0]["core"] as! String
+        }
+        let flags = BLASKernelSelection.cpuFlags(cpuinfo: try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))
+        let chosen = try core([:])
+        if let level = BLASCore.level(ofCore: chosen) {
+            #expect(level >= BLASCore.level(cpuFlags: flags), "OpenBLAS runs \(chosen) kernels on a CPU with \(BLASCore.level(cpuFlags: flags))")
+        }
+        #expect(try core(["OPENBLAS_CORETYPE": "Prescott"]) == "Prescott")
     }
 
     @Test func badInputGivesClearErrors() throws {

@@ -41,7 +41,7 @@ func expectBitExact(_ got: [Float], _ want: [Float], _ what: String,
         for t in GGMLType.allCases where t.blockFormat != nil {
             #expect(types.contains(t), "fixture lacks \(t)")
         }
-        #expect(g.tensors.count == 20)
+        #expect(g.tensors.count == 21)
         for t in g.tensors {
             let want = try readF32(dir.appendingPathComponent("\(t.name).f32").path)
             var got = [Float](repeating: 0, count: t.elementCount)

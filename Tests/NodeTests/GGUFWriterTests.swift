@@ -29,7 +29,7 @@ enum WriterFixtures {
     /// Byte offsets of the f16 fields (scales, mins) inside one block, as in gguf_fixtures.py.
     static let f16Fields: [GGMLType: [Int]] = [
         .q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0],
-        .q2_K: [80, 82], .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208], .iq4_nl: [0],
+        .q2_K: [80, 82], .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208], .iq4_nl: [0], .iq4_xs: [0],
         .mxfp4: [],  // an E8M0 exponent byte: every value is finite
     ]
 
@@ -92,7 +92,7 @@ enum WriterFixtures {
         for t in [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .mxfp4] {
             specs.append(GGUFTensorSpec(name: "\(t)".lowercased(), shape: [3, 96], type: t))
         }
-        for t in [GGMLType.q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
+        for t in [GGMLType.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs] {
             specs.append(GGUFTensorSpec(name: "\(t)".lowercased(), shape: [3, 512], type: t))
         }
         specs.append(GGUFTensorSpec(name: "blk.0.attn_q.weight", shape: [2, 2, 256], type: .q4_K))

@@ -604,17 +604,21 @@ def _kquant_imatrix_block(name: str, x: np.ndarray, weight: np.ndarray) -> bytes
 def quantize_imatrix(name: str, x: np.ndarray, imatrix: np.ndarray) -> bytes:
     """quantize_<name>(src, dst, nrow, n_per_row, quant_weights) for Q4_0/Q4_1/Q5_0/Q5_1: x (rows, cols),
     imatrix (cols,). Per row sigma2 = sum(x^2)/n, weight[j] = qw[j] * sqrtf(sigma2 + x[j]^2). IQ4_NL: the
-    same with sigma2 per block (iq4_nl_imatrix_weights); Q2_K..Q6_K: kquant_imatrix_weights per 256-block;
+    same with sigma2 per block (iq4_nl_imatrix_weights), IQ4_XS per 256-block (iq4_xs_imatrix_weights);
+    Q2_K..Q6_K: kquant_imatrix_weights per 256-block;
     MXFP4 (ours, not llama.cpp's): the row's weights and mxfp4_weighted."""
     x = np.asarray(x, dtype=f32)
     imatrix = np.asarray(imatrix, dtype=f32)
     out = []
     with np.errstate(all="ignore"):
         for row in x:
-            if name.endswith("_K"):
+            if name.endswith("_K") or name == "IQ4_XS":
                 for b in range(len(row) // 256):
                     xb, qw = row[256 * b: 256 * b + 256], imatrix[256 * b: 256 * b + 256]
-                    out.append(_kquant_imatrix_block(name, xb, kquant_imatrix_weights(name, xb, qw)))
+                    if name == "IQ4_XS":
+                        out.append(_iq4xs_block(xb, iq4_xs_imatrix_weights(xb, qw)))
+                    else:
+                        out.append(_kquant_imatrix_block(name, xb, kquant_imatrix_weights(name, xb, qw)))
                 continue
             sigma2 = seqsum(row * row) / f32(len(row))
             for b in range(len(row) // 32):
@@ -699,6 +703,43 @@ def iq4_nl_imatrix_weights(xb: np.ndarray, qw: np.ndarray) -> np.ndarray:
     return (qw * np.sqrt(sigma2 + xb * xb)).astype(f32)
 
 
+def _iq4xs_block(x: np.ndarray, weight: np.ndarray) -> bytes:
+    """quantize_row_iq4_nl_impl(256, 32, ...): the IQ4_NL scale search per 32-weight sub-block, then
+    d = -max_scale/32 (max_scale: the sub-block scale of largest |.|), l = nearest_int(scale/d) clamped to
+    -32..31 and stored as l + 32 (low 4 bits in scales_l, top 2 in scales_h), codes the nearest levels
+    to x/(d*l) with the float d."""
+    scales = [f32(0)] * 8
+    max_scale, amax_scale = f32(0), f32(0)
+    for ib in range(8):
+        xb = x[32 * ib:32 * ib + 32]
+        scales[ib] = _iq4nl_scale(xb, weight[32 * ib:32 * ib + 32])
+        if abs(scales[ib]) > amax_scale:
+            amax_scale, max_scale = abs(scales[ib]), scales[ib]
+    d = f32(-max_scale / f32(32))
+    inv = f32(f32(1) / d) if d != 0 else f32(0)
+    L, scales_l, scales_h = [], [0, 0, 0, 0], 0
+    for ib in range(8):
+        l = max(-32, min(31, nearest_int(f32(inv * scales[ib]))))
+        dl = f32(d * f32(l))
+        idl = f32(f32(1) / dl) if dl != 0 else f32(0)
+        L += [best_index_int8(IQ4NL_VALUES, f32(idl * a)) for a in x[32 * ib:32 * ib + 32]]
+        scales_l[ib // 2] |= ((l + 32) & 0xF) << (4 * (ib % 2))
+        scales_h |= ((l + 32) >> 4) << (2 * ib)
+    qs = bytes(L[32 * i + j] | (L[32 * i + 16 + j] << 4) for i in range(8) for j in range(16))
+    return np.uint16(f16_bits(d)).tobytes() + np.uint16(scales_h).tobytes() + bytes(scales_l) + qs
+
+
+def iq4_xs(x: np.ndarray) -> bytes:
+    """quantize_iq4_xs(..., quant_weights=NULL) = quantize_row_iq4_xs_ref: weight[j] = x[j]^2, ntry 7."""
+    return _iq4xs_block(x, (x * x).astype(f32))
+
+
+def iq4_xs_imatrix_weights(xb: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """quantize_iq4_xs with quant_weights: sigma2 over the 256-block, sum(x^2) * (2/256)."""
+    sigma2 = f32(seqsum(xb * xb) * f32(2.0 / 256))
+    return (qw * np.sqrt(sigma2 + xb * xb)).astype(f32)
+
+
 def _mxfp4_exponent(x: np.ndarray) -> int:
     amax = f32(0)
     for a in x:
@@ -749,7 +790,7 @@ def mxfp4_weighted(x: np.ndarray, weight: np.ndarray) -> bytes:
 
 QUANTIZERS = {"Q4_0": (32, q4_0), "Q4_1": (32, q4_1), "Q5_0": (32, q5_0), "Q5_1": (32, q5_1), "Q8_0": (32, q8_0),
               "Q2_K": (256, q2_K), "Q3_K": (256, q3_K), "Q4_K": (256, q4_K), "Q5_K": (256, q5_K), "Q6_K": (256, q6_K),
-              "IQ4_NL": (32, iq4_nl), "MXFP4": (32, mxfp4)}
+              "IQ4_NL": (32, iq4_nl), "IQ4_XS": (256, iq4_xs), "MXFP4": (32, mxfp4)}
 
 
 def quantize(name: str, x: np.ndarray) -> bytes:

@@ -7,7 +7,7 @@ OUTDIR/fixtures.gguf holds (alignment 64, to exercise a non-default general.alig
   - metadata of every GGUF value type, arrays of several element types and a nested array;
   - one tensor per ggml type we decode. Q4_0..Q8_0 appear twice: quantized from random data with
     gguf.quants.quantize ("<type>.quantized") and as random block bytes ("<type>.random"). The K types,
-    IQ4_NL and MXFP4 are random block bytes. In random blocks every f16 scale field is a random *finite* half, every
+    IQ4_NL, IQ4_XS and MXFP4 are random block bytes. In random blocks every f16 scale field is a random *finite* half, every
     other byte is arbitrary: dequantization is defined for any bit pattern.
 OUTDIR/<tensor name>.f32 is gguf.quants.dequantize of that tensor's bytes, little-endian float32.
 The Swift test (GGUFFixtureTests) hardcodes the metadata written here; keep them in step.
@@ -26,7 +26,7 @@ rng = np.random.default_rng(1234)
 # Byte offsets of the f16 fields (scales, mins) inside one block, per type.
 F16_FIELDS = {
     T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
-    T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208], T.IQ4_NL: [0],
+    T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208], T.IQ4_NL: [0], T.IQ4_XS: [0],
     T.MXFP4: [],  # an E8M0 exponent byte: every value is finite
 }
 
@@ -86,7 +86,7 @@ for qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
     tensors[f"{name}.quantized"] = (gguf.quants.quantize(data, qtype), qtype)
     tensors[f"{name}.random"] = (random_blocks(qtype, 2, 3), qtype)
 
-for qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL, T.MXFP4):
+for qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL, T.IQ4_XS, T.MXFP4):
     tensors[qtype.name.lower()] = (random_blocks(qtype, 3, 2), qtype)
 
 for name, (data, qtype) in tensors.items():

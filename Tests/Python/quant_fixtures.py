@@ -3,7 +3,7 @@
 
 Usage: quant_fixtures.py OUTDIR
 
-For each type T in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL MXFP4:
+For each type T in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS MXFP4:
   OUTDIR/T.in.f32   the blocks (little-endian float32, a whole number of blocks), see `blocks()`;
   OUTDIR/T.ref.bin  ggml_quant_reference.quantize (the NumPy port of quantize_row_*_ref, no FMA);
   OUTDIR/T.gguf.bin gguf.quants.quantize of the same data, for the types gguf-py implements (Q4_0..Q8_0).
@@ -13,7 +13,7 @@ rounding boundary; and on an all-(-0.0) block ggml keeps the sign of zero in d (
 does not. stdout: one line per type, "T blocks=N gguf_mismatch_blocks=[i, ...]".
 For Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4 also T.imat.in.f32 (17 x 64), T.imat.w.f32 (64 importances) and
 T.imat.ref.bin: ggml_quant_reference.quantize_imatrix, the port of llama.cpp's imatrix quantizers (MXFP4's is ours); for
-Q2_K..Q6_K the same with 9 rows x 512 (two super-blocks a row, 512 importances).
+Q2_K..Q6_K and IQ4_XS the same with 9 rows x 512 (two super-blocks a row, 512 importances).
 """
 import sys
 from pathlib import Path
@@ -80,7 +80,7 @@ def main() -> None:
         x.tofile(out / f"{name}.imat.in.f32")
         imat.tofile(out / f"{name}.imat.w.f32")
         (out / f"{name}.imat.ref.bin").write_bytes(ref.quantize_imatrix(name, x, imat))
-    for name in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"):
+    for name in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"):
         x = blocks(256, rng)[:9 * 512].reshape(9, 512)
         imat = (rng.standard_normal(512) ** 2).astype(f32)
         imat[:8] *= 100        # dominant columns

@@ -5,13 +5,13 @@
 /// K-quants). `fit` computes the block's f16 scales (and mins, 6-bit sub-block scales, ...) exactly as
 /// `quantize_row_*_ref` does from the given weights and writes the block bytes with a zero code region
 /// to `parameters`; `pack` then ORs the solver's codes in. Codes are the grid's `0...maxCode`; the
-/// dequantized weight is `scale[i] * Float(q) + offset[i]` (IQ4_NL, MXFP4: `scale[i] * codebook[q] + offset[i]`,
+/// dequantized weight is `scale[i] * Float(q) + offset[i]` (IQ4_NL, IQ4_XS, MXFP4: `scale[i] * codebook[q] + offset[i]`,
 /// offset 0) evaluated as two roundings (no FMA), equal as
 /// a Float to what `dequantizeRow` gives for the packed block (see `QuantGrid` for the one sign-of-zero
 /// exception and the finite-scale condition).
 ///
 /// With `importance` (per column of the group, e.g. diag(H)), types that have llama.cpp's weighted scale
-/// search (`GGMLType.importanceQuantizer`: Q4_0..Q5_1, IQ4_NL, Q2_K..Q6_K) fit the block with it, weights used as
+/// search (`GGMLType.importanceQuantizer`: Q4_0..Q5_1, IQ4_NL, IQ4_XS, Q2_K..Q6_K) fit the block with it, weights used as
 /// given; the other types ignore it and fit as their reference quantizer.
 public struct GGMLGrid: QuantGrid {
     public let type: GGMLType

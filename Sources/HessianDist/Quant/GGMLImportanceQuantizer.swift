@@ -39,6 +39,7 @@ extension GGMLType {
         case .q5_0: return Q5_0Block.self
         case .q5_1: return Q5_1Block.self
         case .iq4_nl: return IQ4NLBlock.self
+        case .iq4_xs: return IQ4XSBlock.self
         case .q2_K: return Q2KBlock.self
         case .q3_K: return Q3KBlock.self
         case .q4_K: return Q4KBlock.self

@@ -22,7 +22,7 @@ public protocol GGMLBlockQuantizer: GGMLBlockFormat {
     /// ORs the codes (`0...maxCode`, one per weight in order) into the code region of `block`,
     /// which must be zero there.
     static func packCodes(_ codes: UnsafePointer<UInt8>, into block: UnsafeMutableRawPointer)
-    /// For the non-uniform types (IQ4_NL, MXFP4), the value of each code before scaling: the weight is
+    /// For the non-uniform types (IQ4_NL, IQ4_XS, MXFP4), the value of each code before scaling: the weight is
     /// `scale · codebook[q] + offset`. Nil (the default) for the affine grids, `scale · q + offset`.
     static var codebook: [Float]? { get }
     /// Byte offsets of the f16 fields (scales, mins, super-scales) the block's weights are linear in when

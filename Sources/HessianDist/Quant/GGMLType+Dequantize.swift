@@ -20,6 +20,7 @@ extension GGMLType {
         case .q5_K: return Q5KBlock.self
         case .q6_K: return Q6KBlock.self
         case .iq4_nl: return IQ4NLBlock.self
+        case .iq4_xs: return IQ4XSBlock.self
         case .mxfp4: return MXFP4Block.self
         case .q8_1, .q8_K: return nil
         }
@@ -65,6 +66,7 @@ public func dequantizeRow(_ type: GGMLType, from src: UnsafeRawBufferPointer,
     case .q5_K: dequantizeBlocks(Q5KBlock.self, from: base, into: dst, blocks: n)
     case .q6_K: dequantizeBlocks(Q6KBlock.self, from: base, into: dst, blocks: n)
     case .iq4_nl: dequantizeBlocks(IQ4NLBlock.self, from: base, into: dst, blocks: n)
+    case .iq4_xs: dequantizeBlocks(IQ4XSBlock.self, from: base, into: dst, blocks: n)
     case .mxfp4: dequantizeBlocks(MXFP4Block.self, from: base, into: dst, blocks: n)
     case .q8_1, .q8_K: break  // rejected above
     }

@@ -18,13 +18,14 @@ extension GGMLType {
         case .q5_K: return Q5KBlock.self
         case .q6_K: return Q6KBlock.self
         case .iq4_nl: return IQ4NLBlock.self
+        case .iq4_xs: return IQ4XSBlock.self
         case .mxfp4: return MXFP4Block.self
         case .f32, .f16, .bf16, .q8_1, .q8_K: return nil
         }
     }
 
     /// True for the types `quantizeRow` and `GGMLGrid` accept: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K,
-    /// IQ4_NL, MXFP4.
+    /// IQ4_NL, IQ4_XS, MXFP4.
     public var isQuantizable: Bool { blockQuantizer != nil }
 
     /// Whether a tensor row of `rowLength` weights can be stored in this type: a storage type (not
@@ -43,7 +44,7 @@ extension GGMLType {
 public func quantizeRow(_ type: GGMLType, from x: UnsafeBufferPointer<Float>,
                         into out: UnsafeMutableRawBufferPointer) throws {
     guard let q = type.blockQuantizer else {
-        throw QuantFormatError(type: type, field: "type", expected: "a quantized ggml type (Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, MXFP4)",
+        throw QuantFormatError(type: type, field: "type", expected: "a quantized ggml type (Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS, MXFP4)",
                                found: "\(type)",
                                hint: type.blockFormat == nil ? "\(type) is a dot-product intermediate, not a storage format"
                                                              : "plain float types are converted, not quantized")

@@ -18,6 +18,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case q6_K = 14
     case q8_K = 15
     case iq4_nl = 20
+    case iq4_xs = 23
     case bf16 = 30
     case mxfp4 = 39
 
@@ -26,7 +27,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         switch self {
         case .f32, .f16, .bf16: return 1
         case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl, .mxfp4: return 32
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K: return 256
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq4_xs: return 256
         }
     }
 
@@ -48,6 +49,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q6_K: return 128 + 64 + 16 + 2 // ql, qh, scales, d = 210
         case .q8_K: return 4 + 256 + 32      // d (f32), qs, bsums (int16 x16) = 292
         case .iq4_nl: return 2 + 16          // d, 32 nibbles
+        case .iq4_xs: return 2 + 2 + 4 + 128 // d, scales_h, scales_l, qs = 136
         case .mxfp4: return 1 + 16           // e (E8M0), 32 nibbles
         }
     }
@@ -71,6 +73,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q6_K: return "Q6_K"
         case .q8_K: return "Q8_K"
         case .iq4_nl: return "IQ4_NL"
+        case .iq4_xs: return "IQ4_XS"
         case .mxfp4: return "MXFP4"
         }
     }

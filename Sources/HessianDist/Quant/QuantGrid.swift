@@ -36,7 +36,7 @@ public protocol QuantGrid: Sendable {
     /// The code whose value is nearest to `w` on the group's grid `(scale, offset)`.
     func nearestCode(_ w: Float, scale: Float, offset: Float) -> UInt8
     /// The weight code `q` stands for: `scale · q + offset` (the default), or `scale · level(q) + offset`
-    /// on a non-uniform grid (IQ4_NL, MXFP4: see `GGMLGrid.codebook`).
+    /// on a non-uniform grid (IQ4_NL, IQ4_XS, MXFP4: see `GGMLGrid.codebook`).
     func value(code q: UInt8, scale: Float, offset: Float) -> Float
 }
 

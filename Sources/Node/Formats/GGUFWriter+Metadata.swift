@@ -25,6 +25,7 @@ public enum LlamaFileType: Int, Sendable, CaseIterable {
     case mostlyQ5_K_M = 17
     case mostlyQ6_K = 18
     case mostlyIQ4_NL = 25
+    case mostlyIQ4_XS = 30
     case mostlyBF16 = 32
     /// llama.cpp has no all-MXFP4 file type; its one MXFP4 mix is for MoE experts.
     case mostlyMXFP4_MOE = 38
@@ -46,6 +47,7 @@ public enum LlamaFileType: Int, Sendable, CaseIterable {
         case .q5_K: self = .mostlyQ5_K_M
         case .q6_K: self = .mostlyQ6_K
         case .iq4_nl: self = .mostlyIQ4_NL
+        case .iq4_xs: self = .mostlyIQ4_XS
         case .mxfp4: self = .mostlyMXFP4_MOE
         case .q8_1, .q8_K: return nil
         }
