@@ -33,7 +33,7 @@ PROFILE_ARGS=${PROFILE_ARGS:-}
 BPWS=("$@"); [ ${#BPWS[@]} -gt 0 ] || BPWS=(4.0 4.5 5.0 5.5)
 OUT=${OUT:-/tmp/hessdist-bench-mixed}; mkdir -p "$OUT"
 scripts/fetch-model.sh
-swift build -c release -j 2 >/dev/null
+[ -n "${HESSDIST_BIN:-}" ] || swift build -c release -j 2 >/dev/null  # a given binary is used as it is
 BIN=${HESSDIST_BIN:-.build/release/hessdist}
 PARAMS=${PARAMS:-134515008}
 CAL=("${TOK[@]}" --calib "$CALIB" --nsamples "$NSAMPLES" --seqlen "$SEQLEN")

@@ -52,4 +52,13 @@ scripts/build-peer.sh ggml-base >/dev/null 2>"${TMPDIR:-/tmp}/hessdist-libggml.l
 # 5. Release build (sequential: two cores).
 say "building release"
 swift build -c release -j 2 2>&1 | tail -n 3
+
+# 6. The optimised binary runs: one short evaluation of the model (an -O miscompile that the debug-built
+#    tests cannot see fails here, not in a user's job).
+smoke=$(mktemp -d)
+for i in 1 2 3 4 5 6; do echo "The quick brown fox jumps over the lazy dog beside the quiet river bank."; done > "$smoke/text.txt"
+.build/release/hessdist eval --model "${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}/SmolLM2-135M-Instruct.Q4_1.gguf" \
+  --text "$smoke/text.txt" --ctx 32 --chunks 1 >/dev/null 2>"$smoke/err" \
+  || die "the release binary failed a one-chunk evaluation of SmolLM2: $(grep -v '^$' "$smoke/err" | head -n 3)"
+rm -rf "$smoke"
 say "ok: .build/release/hessdist"

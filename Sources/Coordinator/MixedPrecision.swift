@@ -163,6 +163,9 @@ public struct MixedPrecisionOptions: Sendable {
     /// Tensors the solver may not choose for, with their candidate label (a ggml type name such as
     /// "Q8_0", or `gptqLabel(bits:)` such as "int8").
     public var pinned: [String: String] = [:]
+    /// The candidate labels the solver may choose (nil: every one the statistics price). A pin need not be
+    /// among them.
+    public var allowed: Set<String>? = nil
     /// Which rounding the candidates' errors come from: GPTQ's (what quantize writes) or round-to-nearest.
     /// nil: GPTQ's where the statistics have them.
     public var errors: CandidateErrors? = nil
@@ -668,7 +671,14 @@ public func allocateMixedPrecision(stats: SensitivityStats,
         throw MixedPrecisionError.budget("--errors gptq: the statistics of \(stats.model) have no GPTQ errors (hint: profile again with --gptq-errors, or allocate with --errors rtn)")
     }
     var traces: [TraceEstimate] = []
-    for t in stats.tensors {
+    for var t in stats.tensors {
+        if let allowed = mixed.allowed, mixed.pinned[t.name] == nil {
+            let profiled = t.candidates.map(\.type)
+            t.candidates.removeAll { !allowed.contains($0.type) }
+            guard !t.candidates.isEmpty else {
+                throw MixedPrecisionError.budget("--choose-from \(allowed.sorted().joined(separator: ",")): none of \(t.name)'s candidates (\(profiled.joined(separator: ", ")))")
+            }
+        }
         if let pin = mixed.pinned[t.name] {
             guard let c = t.candidates.first(where: { $0.type == pin }) else {
                 throw MixedPrecisionError.budget("--pin \(t.name)=\(pin): not a candidate for its shape \(t.shape) (candidates: \(t.candidates.map(\.type).joined(separator: ", ")))")

@@ -105,6 +105,8 @@ struct BudgetOptions: ParsableArguments {
     var errors: CandidateErrors?
     @Option(help: "Fix a tensor's type, NAME=TYPE (repeatable), e.g. token_embd.weight=Q8_0, or for GPTQ blk.0.attn_v.weight=int8 (its tied q/k follow).")
     var pin: [String] = []
+    @Option(help: "Choose among these of the profiled candidate types only, comma-separated (e.g. all but one, to measure what that type adds to the plan); default every candidate the statistics price.")
+    var chooseFrom: String?
 
     var budget: FileBudget? {
         if let b = targetBpw { return .bitsPerWeight(b) }
@@ -118,6 +120,23 @@ struct BudgetOptions: ParsableArguments {
         }
         if let n = targetSize, n <= 0 { throw ValidationError("--target-size \(n): expected a positive number of bytes") }
         _ = try pins()
+        _ = try allowedLabels()
+    }
+
+    /// `--choose-from` as allocation labels, spelled as the statistics spell them.
+    func allowedLabels() throws -> Set<String>? {
+        guard let chooseFrom else { return nil }
+        var out = Set<String>()
+        for name in chooseFrom.split(separator: ",").map(String.init) {
+            if let t = GGMLType(name: name), t.isQuantizable {
+                out.insert(t.description)
+            } else if let b = gptqBits(label: name.lowercased()) {
+                out.insert(gptqLabel(bits: b))
+            } else {
+                throw ValidationError("--choose-from: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS, MXFP4) or a GPTQ width (int2, int3, int4, int8)")
+            }
+        }
+        return out
     }
 
     /// Pins as allocation labels: a ggml type's name as the stats spell it ("Q8_0"), or "int8".
@@ -146,6 +165,7 @@ struct BudgetOptions: ParsableArguments {
         m.errors = errors
         m.profile = profile
         m.pinned = try pins()
+        m.allowed = try allowedLabels()
         return m
     }
 }

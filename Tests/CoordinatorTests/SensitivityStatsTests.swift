@@ -70,6 +70,26 @@ import Node
         #expect { try allocateMixedPrecision(stats: s, mixed: m) } throws: { "\($0)".contains("smallest file") }
     }
 
+    /// `--choose-from`: the allocation over a subset of the profiled types is the allocation of statistics
+    /// that never priced the others; a pin may lie outside it; a tensor left with nothing is an error.
+    @Test func choosesFromASubsetOfTheCandidates() throws {
+        let s = stats()
+        var m = MixedPrecisionOptions(budget: .bytes(1208))  // layer error: b gets Q8_0 (see above)
+        m.allowed = ["Q4_0", "Q5_0"]
+        let (types, report) = try allocateMixedPrecision(stats: s, mixed: m)
+        var without = s
+        for i in without.tensors.indices { without.tensors[i].candidates.removeAll { $0.type == "Q8_0" } }
+        let (expected, _) = try allocateMixedPrecision(stats: without, mixed: MixedPrecisionOptions(budget: .bytes(1208)))
+        // Without Q8_0 the 1208 bytes hold Q5_0 twice (1176).
+        #expect(types == expected && types == ["a": "Q5_0", "b": "Q5_0"])
+        #expect(report.plannedFileBytes == 1000 + 88 + 88)
+        m.pinned = ["a": "Q8_0"]  // 1136 fixed leaves 72 for b: Q4_0
+        #expect(try allocateMixedPrecision(stats: s, mixed: m).types == ["a": "Q8_0", "b": "Q4_0"])
+        m.pinned = [:]
+        m.allowed = ["Q6_K"]
+        #expect { try allocateMixedPrecision(stats: s, mixed: m) } throws: { "\($0)".contains("--choose-from Q6_K") && "\($0)".contains("a's candidates") }
+    }
+
     @Test func refusesBrokenFiles() throws {
         let dir = try TestData.tempDir("stats-bad")
         // A safetensors file that is not a stats file.

@@ -317,6 +317,8 @@ import HessianDist
             throws: { "\($0)".contains("/nonexistent.txt") }
         #expect { try run(hessdistBinary, ["quantize", "--model", stories, "--type", "q9_9", "--out", "/tmp/x.gguf"]) }
             throws: { "\($0)".contains("q9_9") }
+        #expect { try run(hessdistBinary, ["allocate", "--stats", stories, "--target-bpw", "5", "--choose-from", "Q4_0,Q9_9"]) }
+            throws: { "\($0)".contains("--choose-from: 'Q9_9'") }
     }
 }
 

@@ -25,7 +25,11 @@ public enum IQ4XSBlock: GGMLBlockFormat {
         return low | high << 4
     }
 
-    @inline(__always)
+    /// Out of line on purpose: inlined into `dequantizeRow`'s switch, the release build (Swift 6.3.1, -O)
+    /// crashed on loading any GGUF model, whatever its types (the caller found a garbage error after the
+    /// throwing call returned); debug builds and every test were fine. scripts/setup.sh now runs the
+    /// release binary once, so such a build fails CI.
+    @inline(never)
     public static func dequantize(block: UnsafeRawPointer, into out: UnsafeMutablePointer<Float>) {
         let d = block.loadF16(at: 0)
         IQ4NLBlock.levels.withUnsafeBufferPointer { v in
