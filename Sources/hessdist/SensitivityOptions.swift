@@ -128,13 +128,10 @@ struct BudgetOptions: ParsableArguments {
         guard let chooseFrom else { return nil }
         var out = Set<String>()
         for name in chooseFrom.split(separator: ",").map(String.init) {
-            if let t = GGMLType(name: name), t.isQuantizable {
-                out.insert(t.description)
-            } else if let b = gptqBits(label: name.lowercased()) {
-                out.insert(gptqLabel(bits: b))
-            } else {
+            guard let label = allocationLabel(name) else {
                 throw ValidationError("--choose-from: '\(name)' is not a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS, MXFP4) or a GPTQ width (int2, int3, int4, int8)")
             }
+            out.insert(label)
         }
         return out
     }
@@ -147,15 +144,18 @@ struct BudgetOptions: ParsableArguments {
             guard parts.count == 2 else {
                 throw ValidationError("--pin \(p): expected NAME=TYPE, e.g. token_embd.weight=Q8_0 or blk.0.attn_v.weight=int8")
             }
-            if let t = GGMLType(name: parts[1]), t.isQuantizable {
-                out[parts[0]] = t.description
-            } else if let b = gptqBits(label: parts[1].lowercased()) {
-                out[parts[0]] = gptqLabel(bits: b)
-            } else {
+            guard let label = allocationLabel(parts[1]) else {
                 throw ValidationError("--pin \(p): expected a quantized ggml type (Q4_0 … Q8_0, Q2_K … Q6_K) or a GPTQ width (int2, int3, int4, int8)")
             }
+            out[parts[0]] = label
         }
         return out
+    }
+
+    /// A type name as the statistics spell it: a quantized ggml type ("Q8_0") or a GPTQ width ("int8").
+    func allocationLabel(_ name: String) -> String? {
+        if let t = GGMLType(name: name), t.isQuantizable { return t.description }
+        return gptqBits(label: name.lowercased()).map { gptqLabel(bits: $0) }
     }
 
     func options(profile: ProfileOptions) throws -> MixedPrecisionOptions? {

@@ -137,10 +137,7 @@ extension IQ4NLBlock: GGMLImportanceQuantizer {
     /// `quantize_iq4_nl` with quant_weights: σ² is over the block (2/32·Σx²), not the row.
     public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
                                          rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
-        var sigma2: Float = 0
-        for j in 0..<32 { sigma2 += x[j] * x[j] }
-        sigma2 *= 2 / Float(32)
-        for j in 0..<32 { weight[j] = qw[j] * (sigma2 + x[j] * x[j]).squareRoot() }
+        iq4ImportanceWeights(x, qw, weight, count: 32)
     }
 
     /// The weighted scale search; the codes are the nearest levels to x/d with the float d, as ggml's.
@@ -153,4 +150,13 @@ extension IQ4NLBlock: GGMLImportanceQuantizer {
         nearestCodes(x, d: d, into: codes)
         grid(parameters, scale, offset)
     }
+}
+
+/// `quantize_row_iq4_nl_impl`'s weights for a super-block of `count` (32 for IQ4_NL, 256 for IQ4_XS):
+/// `qw[j]·sqrt(σ² + x[j]²)` with σ² = Σx²·(2/count) over the super-block.
+func iq4ImportanceWeights(_ x: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, _ weight: UnsafeMutablePointer<Float>, count: Int) {
+    var sigma2: Float = 0
+    for j in 0..<count { sigma2 += x[j] * x[j] }
+    sigma2 *= 2 / Float(count)
+    for j in 0..<count { weight[j] = qw[j] * (sigma2 + x[j] * x[j]).squareRoot() }
 }

@@ -129,10 +129,7 @@ extension IQ4XSBlock: GGMLImportanceQuantizer {
     /// `quantize_iq4_xs` with quant_weights: `qw[j]·sqrt(σ² + x[j]²)`, σ² = Σx²·(2/256) over the super-block.
     public static func importanceWeights(block x: UnsafePointer<Float>, imatrix qw: UnsafePointer<Float>,
                                          rowSigma2: Float, into weight: UnsafeMutablePointer<Float>) {
-        var sigma2: Float = 0
-        for j in 0..<256 { sigma2 += x[j] * x[j] }
-        sigma2 *= 2 / Float(256)
-        for j in 0..<256 { weight[j] = qw[j] * (sigma2 + x[j] * x[j]).squareRoot() }
+        iq4ImportanceWeights(x, qw, weight, count: 256)
     }
 
     public static func fitWeighted(block x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
