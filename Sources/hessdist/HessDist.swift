@@ -8,7 +8,7 @@ struct HessDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hessdist",
         abstract: "Hessian-guided mixed-precision quantization of LLaMA-family models.",
-        subcommands: [Inspect.self, Eval.self, Generate.self, Profile.self, Allocate.self, Quantize.self, Bench.self, ClusterSelftest.self])
+        subcommands: [Inspect.self, Eval.self, Generate.self, Profile.self, Allocate.self, Report.self, Quantize.self, Bench.self, ClusterSelftest.self])
 
     /// ArgumentParser's main plus MPI's lifecycle: MPI_Finalize once after a successful command;
     /// on an error in a multi-rank job, MPI_Abort so every rank stops (instead of the others waiting

@@ -129,6 +129,8 @@ struct Allocate: ParsableCommand {
     var format: ExportFormat?
     @OptionGroup var budget: BudgetOptions
     @Option(help: "Write the allocation report (JSON) here.") var json: String?
+    @Option(help: "Write the readable report (HTML with plots: the Pareto frontier, sensitivity heatmaps, the chosen types) here.")
+    var html: String?
 
     func validate() throws {
         guard FileManager.default.fileExists(atPath: stats) else { throw ValidationError("--stats \(stats): no such file") }
@@ -144,6 +146,7 @@ struct Allocate: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
+        if let html { try writeHTMLReport(SensitivityReport(stats: s, allocation: report), to: html) }
         let params = Double(s.parameters)
         print(String(format: "%@ (%@): %d tensors, budget %d bytes (%.3f bits/weight); plan %d bytes (%.3f bits/weight), cost %.4g (%@)",
                      report.sensitivity as NSString, report.format as NSString, report.tensors.count, report.budgetBytes, report.targetBitsPerWeight,
@@ -163,4 +166,40 @@ struct Allocate: ParsableCommand {
             print(String(format: "  %.3f: %.4g  %@", p.bitsPerWeight, p.cost, mix as NSString))
         }
     }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a readable report of a profile, and of an allocation from it: one HTML page with plots.",
+        discussion: "The page has the profile's summary and cost, heatmaps of every measured sensitivity by block and tensor role (Fisher, Hutchinson, the imatrix), and with a budget (or --allocation) the Pareto frontier beside the uniform files priced the same way, the chosen types and the per-tensor table. Self-contained (inline SVG), well-formed XML; every mark carries its value in data-* attributes.")
+
+    @Option(help: "Statistics file from `hessdist profile`.") var stats: String
+    @OptionGroup var budget: BudgetOptions
+    @Option(help: "Show this allocation instead of solving one: `allocate --json`'s file, or the <out>.report.json of `quantize --target-bpw`.")
+    var allocation: String?
+    @Option(help: "Output HTML file.") var out: String
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: stats) else { throw ValidationError("--stats \(stats): no such file") }
+        if let a = allocation {
+            guard FileManager.default.fileExists(atPath: a) else { throw ValidationError("--allocation \(a): no such file") }
+            guard budget.budget == nil else { throw ValidationError("--allocation and --target-bpw/--target-size: give one") }
+        }
+    }
+
+    func run() throws {
+        let s = try SensitivityStatsFile.read(stats)
+        var report: AllocationReport?
+        if let allocation {
+            report = try readAllocationReport(allocation, stats: s)
+        } else if let mixed = try budget.options(profile: ProfileOptions()) {
+            report = try allocateMixedPrecision(stats: s, mixed: mixed).report
+        }
+        try writeHTMLReport(SensitivityReport(stats: s, allocation: report), to: out)
+        print("wrote \(out): \(s.tensors.count) tensors\(report.map { ", \($0.sensitivity) allocation at \(String(format: "%.3f", Double($0.plannedFileBytes * 8) / Double(s.parameters))) bits/weight" } ?? "")")
+    }
+}
+
+func writeHTMLReport(_ r: SensitivityReport, to path: String) throws {
+    try Data(r.html().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
 }

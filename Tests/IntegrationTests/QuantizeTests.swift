@@ -146,8 +146,13 @@ import HessianDist
         // safetensors reads the container: one imatrix per profiled tensor, the JSON in the metadata.
         let check = try runPython("stats_check.py", [stats])
         #expect(check.contains("ok 31"), "\(check)")
-        let plan = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--sensitivity", "fisher"])
+        let json = dir.appendingPathComponent("plan.json").path, html = dir.appendingPathComponent("plan.html").path
+        let plan = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--sensitivity", "fisher",
+                                            "--json", json, "--html", html])
         #expect(plan.contains("optimal") && plan.contains("token_embd.weight"), "\(plan)")
+        // The readable report: its plots and table hold the statistics' and the allocation's numbers.
+        let page = try runPython("report_check.py", [html, stats, json])
+        #expect(page.contains("ok heatmaps, frontier") && page.contains("types 31"), "\(page)")
         for s in ["hessian-error", "fisher", "hutchinson", "kl"] {
             let a = dir.appendingPathComponent("inline-\(s).gguf").path, b = dir.appendingPathComponent("stats-\(s).gguf").path
             try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--fisher-samples", "4",
@@ -159,6 +164,12 @@ import HessianDist
             #expect((alloc["tensors"] as! [[String: Any]]).contains { $0["name"] as? String == "token_embd.weight" })
             #expect(alloc["plannedFileBytes"] as? Int == r["fileBytes"] as? Int)
         }
+        // `report --allocation` shows what quantize wrote; with Hutchinson traces, that heatmap too.
+        let written = dir.appendingPathComponent("written.html").path
+        try run(hessdistBinary, ["report", "--stats", stats, "--allocation", dir.appendingPathComponent("stats-kl.gguf.report.json").path, "--out", written])
+        #expect(try runPython("report_check.py", [written, stats, dir.appendingPathComponent("stats-kl.gguf.report.json").path]).contains("types 31"))
+        #expect(try String(contentsOfFile: written, encoding: .utf8).contains("id=\"heat-hutchinson\""))
+        #expect { try run(hessdistBinary, ["report", "--stats", stats, "--allocation", stats, "--out", written]) } throws: { "\($0)".contains("hessdist allocate --json") }
         // A pin holds: the embedding stays Q8_0 and the rest works around it.
         let pinned = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--pin", "token_embd.weight=Q8_0"])
         #expect(pinned.contains("token_embd.weight Q8_0 (pinned)"), "\(pinned)")

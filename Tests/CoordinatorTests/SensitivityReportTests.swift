@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TestSupport
+import HessianDist
+@testable import Coordinator
+
+/// The HTML report's pieces on exact small cases; the whole page is checked against the statistics by an
+/// independent reader in IntegrationTests (Tests/Python/report_check.py).
+@Suite struct SensitivityReportTests {
+    /// Two blocks of three roles, an embedding: roles are rows in first-seen order, blocks are columns.
+    @Test func laysTensorsOutByRoleAndBlock() {
+        let names = ["token_embd.weight"] + (0..<2).flatMap { l in ["attn_q", "attn_k", "ffn_down"].map { "blk.\(l).\($0).weight" } }
+        let g = BlockGrid(names: names)
+        #expect(g.rows.map(\.label) == ["attn_q", "attn_k", "ffn_down", "token_embd"])
+        #expect(g.columns == 2 && g.hasBlocks)
+        #expect(g.rows[2].cells.map(\.name) == ["blk.0.ffn_down.weight", "blk.1.ffn_down.weight"] && g.rows[2].cells.map(\.column) == [0, 1])
+        #expect(g.rows[3].cells.map(\.column) == [0])
+        let flat = BlockGrid(names: ["a", "b"])
+        #expect(flat.rows.map(\.label) == ["a", "b"] && !flat.hasBlocks)
+    }
+
+    @Test func scalesAndTicks() {
+        // Ticks at 1, 2 or 5 × 10^k, at most 7: [0, 1] by 0.2, [7.3, 9.9] by 0.5, [7.3, 10.7] by 1.
+        let t = niceTicks(0, 1)
+        #expect(t.count == 6 && zip(t, [0, 0.2, 0.4, 0.6, 0.8, 1.0]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(t)")
+        #expect(niceTicks(7.3, 9.9) == [7.5, 8, 8.5, 9, 9.5] && niceTicks(7.3, 10.7) == [8, 9, 10])
+        // Costs over 3 decades: a log axis with decade ticks; a zero sits on the floor.
+        let y = ValueAxis(values: [0.002, 0.5, 1.3, 0])
+        #expect(y.log && y.ticks == [0.001, 0.01, 0.1, 1] && y.unit(0) == 0 && y.unit(1.3) < 1 && y.unit(0.002) > 0)
+        #expect(abs(y.unit(0.01) - y.unit(0.001) - (y.unit(0.1) - y.unit(0.01))) < 1e-12)
+        // Within a factor 20: linear from 0.
+        let lin = ValueAxis(values: [1, 4])
+        #expect(!lin.log && lin.unit(0) == 0 && abs(lin.unit(2) - 2 / 4.2) < 1e-12)
+        // Viridis' ends and middle; a log colour scale over 1 … 1000 puts 10 a third of the way up.
+        #expect(ColorScale.palette(0) == "#440154" && ColorScale.palette(1) == "#fde725" && ColorScale.palette(0.5) == "#21918c")
+        let c = ColorScale(values: [1, 1000, 10])
+        #expect(c.log && c.color(1) == "#440154" && c.color(1000) == "#fde725" && c.color(10) == ColorScale.palette(1.0 / 3))
+        #expect(ColorScale(values: [-1, 2, 30]).color(-1) == "#d9d9d9")
+        #expect(esc("a<b & \"c\">") == "a&lt;b &amp; &quot;c&quot;&gt;" && grouped(1234567) == "1,234,567" && grouped(12) == "12")
+    }
+
+    /// The page for hand-made statistics: one heatmap cell per tensor with its per-weight Fisher trace, the
+    /// uniform points are every tensor at one type, and an allocation file of other tensors is refused.
+    @Test func pageAndAllocationFile() throws {
+        let s = SensitivityStatsTests().stats()
+        var m = MixedPrecisionOptions(budget: .bytes(1208))
+        m.frontier = [35.75, 36.5, 37.75, 40]  // 1144, 1168, 1208 and 1280 bytes for 256 weights
+        let (_, a) = try allocateMixedPrecision(stats: s, mixed: m)
+        #expect(a.frontier.map(\.fileBytes) == [1144, 1160, 1208, 1272])
+        let r = SensitivityReport(stats: s, allocation: a)
+        let html = r.html()
+        #expect(html.contains("data-tensor=\"a\" data-value=\"1\"") && html.contains("data-tensor=\"b\" data-value=\"0.1\""))
+        #expect(html.components(separatedBy: "class=\"frontier-point").count - 1 == a.frontier.count)
+        #expect(r.uniformPoints.map(\.type) == ["Q4_0", "Q5_0", "Q8_0"])
+        #expect(r.uniformPoints.map(\.fileBytes) == [1144, 1176, 1272] && r.uniformPoints[0].cost == 110)
+        #expect(r.measures.map(\.id) == ["fisher", "input", "cost"])
+        #expect(html == SensitivityReport(stats: s, allocation: a).html())
+
+        let dir = try TestData.tempDir("report")
+        let path = dir.appendingPathComponent("a.json").path
+        try JSONEncoder().encode(a).write(to: URL(fileURLWithPath: path))
+        #expect(try readAllocationReport(path, stats: s).plannedFileBytes == a.plannedFileBytes)
+        var other = s
+        other.tensors[1].name = "c"
+        #expect { try readAllocationReport(path, stats: other) } throws: { "\($0)".contains(path) && "\($0)".contains("tensors[].name") && "\($0)".contains("found b") }
+        try Data("{\"x\": 1}".utf8).write(to: URL(fileURLWithPath: path))
+        #expect { try readAllocationReport(path, stats: s) } throws: { "\($0)".contains("hessdist allocate --json") }
+    }
+}

@@ -1,0 +1,136 @@
+"""Checks a `hessdist report` / `allocate --html` page against the statistics and allocation it shows,
+read independently (the stats with the `safetensors` package, the allocation from its JSON):
+
+- the page is well-formed XML;
+- every heatmap cell's value is the statistic of its tensor (Fisher trace per weight; the input energy is
+  the sum of the tensor's imatrix as stored), the colours rise in lightness with the values (viridis),
+  the extremes take the palette's ends;
+- every frontier point, uniform point and the plan sit where the axes' own ticks put their values
+  (x linear in bits/weight, y linear or logarithmic in the cost as the page says), with the allocation's
+  bytes and costs; a uniform point is every tensor at that type, summed from the allocation's candidates;
+- the type map shows the allocation's choice for every tensor.
+
+usage: report_check.py PAGE.html STATS.safetensors [ALLOCATION.json]   (prints "ok …")"""
+import json
+import math
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+from safetensors import safe_open
+
+SVG = "{http://www.w3.org/2000/svg}"
+page, stats_path = sys.argv[1], sys.argv[2]
+alloc = None
+if len(sys.argv) > 3:
+    alloc = json.load(open(sys.argv[3]))
+    alloc = alloc.get("allocation", alloc)  # a quantize report holds it under "allocation"
+
+root = ET.parse(page).getroot()
+with safe_open(stats_path, "np") as f:
+    stats = json.loads(f.metadata()["hessdist.stats"])
+    imatrix = {k[: -len(".imatrix")]: f.get_tensor(k) for k in f.keys()}
+params = stats["parameters"]
+svgs = {s.get("id"): s for s in root.iter(SVG + "svg")}
+
+
+def close(a, b, rel=2e-5):
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-30)
+
+
+def luminance(hex_colour):
+    r, g, b = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def check_heatmap(svg_id, expected):
+    cells = [c for c in svgs[svg_id].iter(SVG + "rect") if c.get("class") == "cell"]
+    assert len(cells) == len(stats["tensors"]), (svg_id, len(cells))
+    shown = []
+    for c in cells:
+        name = c.get("data-tensor")
+        if name not in expected:
+            assert c.get("data-value") is None, (svg_id, name)
+            continue
+        v = float(c.get("data-value"))
+        assert close(v, expected[name]), (svg_id, name, v, expected[name])
+        shown.append((v, c.get("fill")))
+    assert len(shown) == len(expected), (svg_id, len(shown), len(expected))
+    log = svgs[svg_id].get("data-scale") == "log"
+    on_scale = sorted((v, fill) for v, fill in shown if v > 0 or not log)
+    for (v0, f0), (v1, f1) in zip(on_scale, on_scale[1:]):
+        # Colours are rounded to whole RGB steps: allow that much.
+        assert luminance(f1) >= luminance(f0) - 0.005, (svg_id, v0, f0, v1, f1)
+    assert on_scale[0][1] == "#440154" and on_scale[-1][1] == "#fde725", (svg_id, on_scale[0], on_scale[-1])
+
+
+per_weight = lambda e, t: e["mean"] / math.prod(t["shape"])
+fisher = {t["name"]: per_weight(t["fisher"], t) for t in stats["tensors"] if t.get("fisher")}
+if fisher:
+    check_heatmap("heat-fisher", fisher)
+hutchinson = {t["name"]: per_weight(t["hutchinson"], t) for t in stats["tensors"] if t.get("hutchinson")}
+if hutchinson:
+    check_heatmap("heat-hutchinson", hutchinson)
+check_heatmap("heat-input", {n: float(m.astype(np.float64).sum()) for n, m in imatrix.items()})
+checked = ["heatmaps"]
+
+if alloc is not None:
+    fr = svgs["frontier"]
+
+    def axis(cls, coord):
+        ticks = [(float(l.get("data-value")), float(l.get(coord))) for l in fr.iter(SVG + "line") if l.get("class") == cls]
+        assert len(ticks) >= 2, (cls, ticks)
+        return ticks
+
+    def fit(ticks, transform):
+        (v0, p0), (v1, p1) = ticks[0], ticks[-1]
+        slope = (p1 - p0) / (transform(v1) - transform(v0))
+        for v, p in ticks:
+            assert abs(p0 + slope * (transform(v) - transform(v0)) - p) < 0.02, (v, p)
+        return lambda v: p0 + slope * (transform(v) - transform(v0)), slope
+
+    ylog = fr.get("data-yscale") == "log"
+    x_of, xs = fit(axis("x-tick", "x1"), lambda v: v)
+    y_of, ys = fit(axis("y-tick", "y1"), math.log10 if ylog else (lambda v: v))
+    assert xs > 0 and ys < 0, (xs, ys)  # more bits to the right, more damage up
+
+    def marks(tag, cls):
+        return [m for m in fr.iter(SVG + tag) if (m.get("class") or "-").split()[0] == cls]
+
+    def centre(m):
+        if m.tag == SVG + "circle":
+            return float(m.get("cx")), float(m.get("cy"))
+        return float(m.get("x")) + float(m.get("width")) / 2, float(m.get("y")) + float(m.get("height")) / 2
+
+    def placed(m):
+        b, cost = int(m.get("data-bytes")), float(m.get("data-cost"))
+        bpw = float(m.get("data-bpw"))
+        assert close(bpw, b * 8 / params), (b, bpw)
+        cx, cy = centre(m)
+        assert abs(cx - x_of(bpw)) < 0.05, ("x", b, cx, x_of(bpw))
+        if cost > 0 or not ylog:
+            assert abs(cy - y_of(cost)) < 0.05, ("y", b, cost, cy, y_of(cost))
+        return b, cost
+
+    points = sorted(placed(m) for m in marks("circle", "frontier-point"))
+    want = sorted((p["fileBytes"], p["cost"]) for p in alloc["frontier"])
+    assert len(points) == len(want) and all(b == wb and close(c, wc, 1e-5) for (b, c), (wb, wc) in zip(points, want)), (points, want)
+    (plan,) = marks("circle", "plan-point")
+    b, cost = placed(plan)
+    assert b == alloc["plannedFileBytes"] and close(cost, alloc["totalCost"], 1e-5), (b, cost)
+    tensors = alloc["tensors"]
+    uniform = 0
+    for m in marks("rect", "uniform-point"):
+        b, cost = placed(m)
+        picks = [next(c for c in t["candidates"] if c["type"] == m.get("data-type")) for t in tensors]
+        assert b == alloc["fixedBytes"] + sum(c["bytes"] for c in picks), (m.get("data-type"), b)
+        assert close(cost, sum(c["cost"] for c in picks), 1e-5), (m.get("data-type"), cost)
+        uniform += 1
+    everywhere = set.intersection(*(set(c["type"] for c in t["candidates"]) for t in tensors))
+    assert uniform == len(everywhere), (uniform, everywhere)
+    chosen = {t["name"]: t["chosen"] for t in tensors}
+    cells = [c for c in svgs["types"].iter(SVG + "rect") if c.get("class") == "cell"]
+    assert {c.get("data-tensor"): c.get("data-type") for c in cells if c.get("data-tensor") in chosen} == chosen
+    checked += ["frontier %d points" % len(points), "uniform %d" % uniform, "types %d" % len(chosen)]
+
+print("ok", ", ".join(checked))
