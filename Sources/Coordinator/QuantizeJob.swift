@@ -31,6 +31,8 @@ public struct QuantizeJob: Sendable {
     public var mixed: MixedPrecisionOptions?
     /// With `mixed`: allocate from this `hessdist profile` statistics file instead of profiling.
     public var statsPath: String?
+    /// With `mixed`: also write the readable report of the profile and the allocation (HTML) here.
+    public var htmlReportPath: String?
     public var outputPath: String
     /// Continue from the checkpoint of an interrupted run of the same job (`<out>.partial-ckpt`), if there
     /// is one; refused, naming the field, if it was written by a different job. Every run checkpoints.
@@ -117,6 +119,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
     var plan = TypePlan(config: c, tensors: source.tensors, linear: job.ggmlType,
                         embedding: job.embeddingType, output: job.outputType)
     var allocation: AllocationReport? = nil
+    var profiled: SensitivityStats? = nil  // rank 0: what the allocation was made from, for the HTML report
     let checkpoint = GPTQCheckpointOptions(bits: job.bits, groupSize: job.groupSize, symmetric: job.symmetric,
                                            descAct: job.options.actOrder, dampPercent: job.options.dampPercent,
                                            maxShardBytes: job.maxShardBytes)
@@ -158,6 +161,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
             if job.format == .gguf { plan = plan.applying(labels.mapValues { GGMLType(name: $0)! }, stats: stats) }
             chosen = labels
             allocation = report
+            profiled = stats
         }
         // Every rank stores (or solves) by the same choices.
         if comm.size > 1 {
@@ -247,6 +251,10 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
                                 defaultBits: checkpoint.bits, groupSize: checkpoint.groupSize, symmetric: checkpoint.symmetric,
                                 descAct: checkpoint.descAct, maxShardBytes: checkpoint.maxShardBytes,
                                 dampPercent: checkpoint.dampPercent, sourceRopeLayout: c.ropeLayout)
+    }
+    if let path = job.htmlReportPath, let profiled, let allocation {
+        try Data(SensitivityReport(stats: profiled, allocation: allocation).html().utf8)
+            .write(to: URL(fileURLWithPath: path), options: .atomic)
     }
     // The output is in place: the checkpoint has served its purpose.
     try setup?.checkpoint.remove()

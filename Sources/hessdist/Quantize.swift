@@ -50,6 +50,8 @@ struct Quantize: ParsableCommand {
 
     @Option(help: "Output path (GGUF file, or directory for gptq).") var out: String
     @Option(help: "JSON report path (default: <out>.report.json).") var report: String?
+    @Option(help: "With --target-bpw/--target-size: also write the readable report (HTML with plots, as `hessdist report` writes) here.")
+    var html: String?
     @Flag(help: "Continue an interrupted job from its checkpoint <out>.partial-ckpt (every run writes one after each block and removes it on success). The job must be the same (model, calibration, options; the rank count may differ) or it is refused naming what differs; the output has the same bytes as an uninterrupted run. With no checkpoint there, starts fresh. Without --resume an existing checkpoint is replaced.")
     var resume = false
 
@@ -58,6 +60,9 @@ struct Quantize: ParsableCommand {
         guard (0...1).contains(shrink) else { throw ValidationError("--shrink \(shrink): expected β in [0, 1]") }
         guard type.isQuantizable || type == .f16 || type == .f32 else {
             throw ValidationError("--type \(type): not a type we write")
+        }
+        if let h = html, budget.budget == nil {
+            throw ValidationError("--html \(h): needs --target-bpw or --target-size (a uniform job allocates nothing to show)")
         }
         if let s = stats {
             guard budget.budget != nil else { throw ValidationError("--stats \(s): needs --target-bpw or --target-size") }
@@ -91,6 +96,7 @@ struct Quantize: ParsableCommand {
         topology.apply(to: &profile)
         job.mixed = try budget.options(profile: profile)
         job.statsPath = stats
+        job.htmlReportPath = html
         job.resume = resume
         let comm = try launchedComm()
         try jobFile.checkRanks(comm)
@@ -130,6 +136,6 @@ struct Quantize: ParsableCommand {
                              w.rawBytes, w.wireBytes, w.wireBytes == 0 ? 0 : Double(w.rawBytes) / Double(w.wireBytes)))
             }
         }
-        print("report: \(reportPath)")
+        print("report: \(reportPath)\(html.map { ", \($0)" } ?? "")")
     }
 }

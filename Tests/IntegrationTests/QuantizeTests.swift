@@ -157,7 +157,8 @@ import HessianDist
             let a = dir.appendingPathComponent("inline-\(s).gguf").path, b = dir.appendingPathComponent("stats-\(s).gguf").path
             try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--fisher-samples", "4",
                                                              "--hutchinson-samples", "2", "--max-probes", "10", "--out", a])
-            try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--stats", stats, "--out", b])
+            try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--stats", stats, "--out", b,
+                                                             "--html", b + ".html"])
             #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)), "\(s)")
             let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b + ".report.json"))) as! [String: Any]
             let alloc = r["allocation"] as! [String: Any]
@@ -169,6 +170,8 @@ import HessianDist
         try run(hessdistBinary, ["report", "--stats", stats, "--allocation", dir.appendingPathComponent("stats-kl.gguf.report.json").path, "--out", written])
         #expect(try runPython("report_check.py", [written, stats, dir.appendingPathComponent("stats-kl.gguf.report.json").path]).contains("types 31"))
         #expect(try String(contentsOfFile: written, encoding: .utf8).contains("id=\"heat-hutchinson\""))
+        // quantize --html writes the same page from the same statistics and allocation.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: written)) == Data(contentsOf: URL(fileURLWithPath: dir.appendingPathComponent("stats-kl.gguf.html").path)))
         #expect { try run(hessdistBinary, ["report", "--stats", stats, "--allocation", stats, "--out", written]) } throws: { "\($0)".contains("hessdist allocate --json") }
         // A pin holds: the embedding stays Q8_0 and the rest works around it.
         let pinned = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--pin", "token_embd.weight=Q8_0"])
