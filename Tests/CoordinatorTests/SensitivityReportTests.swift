@@ -56,6 +56,18 @@ import HessianDist
         #expect(r.measures.map(\.id) == ["fisher", "input", "cost"])
         #expect(html == SensitivityReport(stats: s, allocation: a).html())
 
+        // Row blocks: a's two runs of 2 rows (64 weights each) show their traces per weight.
+        var rb = s
+        rb.tensors[0].fisherRowBlocks = [(0..<2, 96.0), (2..<4, 32.0)].map { r, m in
+            var e = TraceEstimate(name: "a", mean: m, standardError: 1, samples: 4, converged: true)
+            e.rows = r
+            return e
+        }
+        let grids = SensitivityReport(stats: rb).rowBlockGrids
+        #expect(grids.count == 1 && grids[0].0 == "a" && grids[0].1.columns == 2)
+        #expect(grids[0].2 == ["a[rows 0..<2]": 1.5, "a[rows 2..<4]": 0.5])
+        #expect(SensitivityReport(stats: rb).html().contains("id=\"rows-a\""))
+
         let dir = try TestData.tempDir("report")
         let path = dir.appendingPathComponent("a.json").path
         try JSONEncoder().encode(a).write(to: URL(fileURLWithPath: path))

@@ -139,7 +139,7 @@ import HessianDist
         let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64"]
         let stats = dir.appendingPathComponent("stats.safetensors").path
         let table = try run(hessdistBinary, ["profile"] + common + ["--traces", "fisher,hutchinson", "--fisher-samples", "4", "--hutchinson-samples", "2",
-                                                                     "--max-probes", "10", "--eigenvalues", "blk.0.attn_q",
+                                                                     "--max-probes", "10", "--eigenvalues", "blk.0.attn_q", "--fisher-row-block", "16",
                                                                      "--kl-samples", "2", "--out", stats])
         #expect(table.contains("token_embd.weight") && table.contains("Hutchinson") && table.contains("forwards"), "\(table)")
         #expect(table.components(separatedBy: "λmax").count == 2, "one tensor asked for its top eigenvalue: \(table)")
@@ -152,7 +152,7 @@ import HessianDist
         #expect(plan.contains("optimal") && plan.contains("token_embd.weight"), "\(plan)")
         // The readable report: its plots and table hold the statistics' and the allocation's numbers.
         let page = try runPython("report_check.py", [html, stats, json])
-        #expect(page.contains("ok heatmaps, frontier") && page.contains("types 31"), "\(page)")
+        #expect(page.contains("ok heatmaps, row blocks") && page.contains("types 31"), "\(page)")
         for s in ["hessian-error", "fisher", "hutchinson", "kl"] {
             let a = dir.appendingPathComponent("inline-\(s).gguf").path, b = dir.appendingPathComponent("stats-\(s).gguf").path
             try run(hessdistBinary, ["quantize"] + common + ["--target-bpw", "8.5", "--sensitivity", s, "--fisher-samples", "4",

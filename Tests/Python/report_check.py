@@ -74,6 +74,27 @@ if hutchinson:
 check_heatmap("heat-input", {n: float(m.astype(np.float64).sum()) for n, m in imatrix.items()})
 checked = ["heatmaps"]
 
+# Row-block Fisher traces (--fisher-row-block): one heatmap per role, a cell per run of output rows.
+runs = {}
+for t in stats["tensors"]:
+    for e in t.get("fisherRowBlocks") or []:
+        lo, hi = e["rows"]
+        runs["%s[rows %d..<%d]" % (t["name"], lo, hi)] = e["mean"] / ((hi - lo) * t["shape"][1])
+        role = t["name"].split(".")[2] if t["name"].startswith("blk.") else t["name"]
+        runs.setdefault(("role", role), 0)
+if runs:
+    cells = {}
+    for sid, svg in svgs.items():
+        if sid.startswith("rows-"):
+            for c in svg.iter(SVG + "rect"):
+                if c.get("class") == "cell":
+                    cells[c.get("data-tensor")] = float(c.get("data-value"))
+    want = {k: v for k, v in runs.items() if isinstance(k, str)}
+    assert cells.keys() == want.keys(), (len(cells), len(want))
+    assert all(close(cells[k], want[k]) for k in want)
+    assert sum(1 for k in runs if not isinstance(k, str)) == sum(1 for sid in svgs if sid.startswith("rows-"))
+    checked.append("row blocks %d" % len(want))
+
 if alloc is not None:
     fr = svgs["frontier"]
 

@@ -87,6 +87,15 @@ public struct SensitivityReport: Sendable {
             page.raw(heatmap(id: "heat-\(m.id)", grid: grid, values: m.values))
             page.raw("</figure>\n")
         }
+        let blocks = rowBlockGrids
+        if !blocks.isEmpty {
+            page.raw("<h2>Fisher trace by output rows</h2>\n<p>Profiled with --fisher-row-block: each tensor's trace split over runs of its output rows (with the head size as the run, one cell per attention head), per weight. Rows are transformer blocks, columns the runs of rows.</p>\n")
+            for (role, grid, values) in blocks {
+                page.raw("<figure><figcaption>\(esc(role))</figcaption>\n")
+                page.raw(heatmap(id: "rows-\(role)", grid: grid, values: values))
+                page.raw("</figure>\n")
+            }
+        }
         if let a = allocation {
             page.raw("<h2>Chosen types</h2>\n")
             page.raw(typeMap(a, grid: grid))
@@ -94,6 +103,30 @@ public struct SensitivityReport: Sendable {
         tensorTable(&page)
         page.raw("</body></html>\n")
         return page.text
+    }
+
+    /// Per role, the row-block Fisher traces per weight: a grid of blocks (rows) by runs of output rows
+    /// (columns), cells named `TENSOR[rows a..<b]`.
+    var rowBlockGrids: [(String, BlockGrid, [String: Double])] {
+        var order: [String] = [], grids: [String: BlockGrid] = [:], values: [String: [String: Double]] = [:]
+        for t in stats.tensors {
+            guard let runs = t.fisherRowBlocks, !runs.isEmpty, t.shape.count == 2 else { continue }
+            let parts = t.name.split(separator: ".").map(String.init)
+            let layer = parts.count >= 3 && parts[0] == "blk" ? Int(parts[1]) : nil
+            let role = layer == nil ? t.name : parts[2]
+            if grids[role] == nil { order.append(role); grids[role] = BlockGrid(names: []) }
+            var row = BlockGrid.Row(label: layer.map(String.init) ?? t.name, cells: [])
+            for (k, e) in runs.enumerated() {
+                let r = e.rows ?? 0..<t.shape[0]
+                let name = "\(t.name)[rows \(r.lowerBound)..<\(r.upperBound)]"
+                row.cells.append(.init(name: name, column: k))
+                values[role, default: [:]][name] = e.mean / Double(r.count * t.shape[1])
+            }
+            grids[role]!.rows.append(row)
+            grids[role]!.columns = max(grids[role]!.columns, runs.count)
+            grids[role]!.hasBlocks = true
+        }
+        return order.map { ($0, grids[$0]!, values[$0]!) }
     }
 
     // MARK: sections
@@ -140,12 +173,15 @@ public struct SensitivityReport: Sendable {
 
     private func tensorTable(_ page: inout HTMLPage) {
         let chosen = Dictionary(uniqueKeysWithValues: (allocation?.tensors ?? []).map { ($0.name, $0) })
+        let eigen = stats.tensors.contains { $0.topEigenvalue != nil }
         page.raw("<h2>Tensors</h2>\n<table class=\"tensors\"><tr><th>tensor</th><th>shape</th><th>Σ imatrix</th><th>Fisher tr ± se</th><th>Hutchinson tr ± se</th>")
+        if eigen { page.raw("<th>top eigenvalue (power iterations)</th>") }
         if allocation != nil { page.raw("<th>chosen</th><th>bytes</th><th>predicted cost of each candidate</th>") }
         page.raw("</tr>\n")
         func tr(_ e: TraceEstimate?) -> String { e.map { "\(num($0.mean)) ± \(num($0.standardError))" } ?? "–" }
         for t in stats.tensors {
             page.raw("<tr><td>\(esc(t.name))</td><td>\(t.shape.map(String.init).joined(separator: "×"))</td><td>\(num(t.inputTrace))</td><td>\(tr(t.fisher))</td><td>\(tr(t.hutchinson))</td>")
+            if eigen { page.raw("<td>\(t.topEigenvalue.map { "\(num($0)) (\(t.eigenIterations ?? 0))" } ?? "–")</td>") }
             if let a = chosen[t.name], let c = a.candidates.first(where: { $0.type == a.chosen }) {
                 let all = a.candidates.map { "\($0.type) \(num($0.cost))" }.joined(separator: ", ")
                 page.raw("<td>\(esc(a.chosen))</td><td>\(grouped(c.bytes))</td><td>\(esc(all))</td>")
