@@ -28,6 +28,8 @@ struct Profile: ParsableCommand {
     @Option(help: "Power iterations at most per eigenvalue (PyHessian's 1e-3 stop rule may end earlier).")
     var eigenIterations = 20
     @Option(help: "Output statistics file (.safetensors).") var out: String
+    @Option(help: "Also write the readable report of the statistics (HTML with sensitivity heatmaps, as `hessdist report` writes) here.")
+    var html: String?
 
     func traceSet() throws -> Set<SensitivityModel> {
         var out: Set<SensitivityModel> = []
@@ -87,6 +89,10 @@ struct Profile: ParsableCommand {
             print("whole-model passes on \(t): peak memory per rank \(peaks.joined(separator: ", ")) MiB; \(c.wireBytes ?? 0) bytes on the wire")
         }
         print("wrote \(out): \(s.tensors.count) tensors (\(s.format.rawValue))")
+        if let html {
+            try writeHTMLReport(SensitivityReport(stats: s), to: html)
+            print("wrote \(html)")
+        }
     }
 }
 

@@ -86,8 +86,12 @@ import Node
             let cmd = ["profile", "--model", stories, "--tokenizer", tok, "--micro-batch", "2", "--traces", "fisher,hutchinson,sampled-fisher",
                        "--fisher-samples", "5", "--fisher-row-block", "16", "--hutchinson-samples", "3", "--max-probes", "12",
                        "--eigenvalues", "blk.1.attn_q,blk.4.attn_k,token_embd", "--eigen-iterations", "4",
-                       "--gptq-errors", "--kl-samples", "2", "--stages", "\(stages)", "--out", out] + Self.calib
+                       "--gptq-errors", "--kl-samples", "2", "--stages", "\(stages)", "--out", out,
+                       "--html", dir.appendingPathComponent("stats.html").path] + Self.calib
             try runHessdist(np: np, cmd, env: Self.env)
+            // Rank 0 writes the readable report; every heatmap mark is the file's statistic.
+            let page = try runPython("report_check.py", [dir.appendingPathComponent("stats.html").path, out])
+            #expect(page.contains("ok heatmaps, row blocks"), "np \(np): \(page)")
             let f = try SafetensorsFile(path: out)
             var json = try JSONSerialization.jsonObject(with: Data(f.metadata["hessdist.stats"]!.utf8)) as! [String: Any]
             let topology = (json["cost"] as! [String: Any])["topology"] as! String
