@@ -59,14 +59,14 @@ enum JobLayout {
         ]
         if command == Profile.self {
             // The profile's output is the statistics file, which quantize reads as --stats: one key for both.
-            return common + [Table(name: "profile", groups: [TraceOptions.self], flags: ["traces", "eigenvalues", "eigen-iterations", "out"],
+            return common + [Table(name: "profile", groups: [TraceOptions.self], flags: ["traces", "eigenvalues", "eigen-iterations", "out", "html"],
                                    renames: ["out": "stats"]),
                              Table(name: "mixed"), Table(name: "output")]
         }
         return common + [
             Table(name: "mixed", groups: [BudgetOptions.self], renames: ["pin": "pins"]),
             Table(name: "profile", groups: [TraceOptions.self], flags: ["stats"]),
-            Table(name: "output", flags: ["out", "report", "resume"], renames: ["out": "path"]),
+            Table(name: "output", flags: ["out", "report", "html", "resume"], renames: ["out": "path"]),
         ]
     }
 

@@ -105,12 +105,14 @@ import TestSupport
             stats = "\(statsJ)"
             traces = ["fisher"]
             fisher_samples = 4
+            html = "\(dir.appendingPathComponent("profile.html").path)"
             [mixed]
             target_bpw = 9.0
             sensitivity = "fisher"
             pins = ["token_embd.weight=Q8_0"]
             [output]
             path = "\(outJ)"
+            html = "\(dir.appendingPathComponent("quantize.html").path)"
             [cluster]
             ranks = 2
             """, dir)
@@ -118,6 +120,11 @@ import TestSupport
         let stdout = try hessdist(np: 2, ["quantize", "--job", job])
         #expect(try bytes(statsJ).count > 0 && bytes(outJ) == bytes(outF), "\(stdout)")
         #expect(stdout.contains("mixed precision (fisher"), "\(stdout)")
+        // Each command's page: the profile's statistics alone, quantize's with its allocation.
+        let profilePage = try String(contentsOfFile: dir.appendingPathComponent("profile.html").path, encoding: .utf8)
+        let quantizePage = try String(contentsOfFile: dir.appendingPathComponent("quantize.html").path, encoding: .utf8)
+        #expect(profilePage.contains("id=\"heat-fisher\"") && !profilePage.contains("id=\"frontier\""))
+        #expect(quantizePage.contains("id=\"frontier\"") && quantizePage.contains("id=\"types\""))
     }
 
     @Test func refusesTyposWrongValuesAndRankCounts() throws {
