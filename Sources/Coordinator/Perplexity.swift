@@ -36,6 +36,12 @@ public struct PerplexityResult: Sendable, Codable {
     public var runningPerplexity: [Double]
     /// Against a reference model (`eval --reference`): the same chunks and scored positions.
     public var reference: ReferenceComparison?
+    /// What was evaluated, as `hessdist eval` records it (absent in files written before it did): the model's
+    /// path, its bytes on disk (every file of a checkpoint directory), its parameters, the text's path.
+    public var model: String? = nil
+    public var fileBytes: Int? = nil
+    public var parameters: Int? = nil
+    public var text: String? = nil
 }
 
 /// How far a (quantized) model's next-token distributions are from a reference model's,

@@ -317,7 +317,7 @@ func broadcastTokens(_ samples: [[Int32]], count: Int, length: Int, comm: Comm, 
 }
 
 /// Bytes of a file, or of every file under a directory.
-func fileSize(_ path: String) throws -> Int {
+public func fileSize(_ path: String) throws -> Int {
     let fm = FileManager.default
     var isDir: ObjCBool = false
     guard fm.fileExists(atPath: path, isDirectory: &isDir) else { return 0 }

@@ -183,6 +183,8 @@ struct Report: ParsableCommand {
     @OptionGroup var budget: BudgetOptions
     @Option(help: "Show this allocation instead of solving one: `allocate --json`'s file, or the <out>.report.json of `quantize --target-bpw`.")
     var allocation: String?
+    @Option(name: .customLong("eval"), help: "A `hessdist eval --json` result of a file of this model (repeatable): plotted as measured perplexity against file bits per weight.")
+    var evals: [String] = []
     @Option(help: "Output HTML file.") var out: String
 
     func validate() throws {
@@ -191,6 +193,7 @@ struct Report: ParsableCommand {
             guard FileManager.default.fileExists(atPath: a) else { throw ValidationError("--allocation \(a): no such file") }
             guard budget.budget == nil else { throw ValidationError("--allocation and --target-bpw/--target-size: give one") }
         }
+        for e in evals where !FileManager.default.fileExists(atPath: e) { throw ValidationError("--eval \(e): no such file") }
     }
 
     func run() throws {
@@ -201,7 +204,9 @@ struct Report: ParsableCommand {
         } else if let mixed = try budget.options(profile: ProfileOptions()) {
             report = try allocateMixedPrecision(stats: s, mixed: mixed).report
         }
-        try writeHTMLReport(SensitivityReport(stats: s, allocation: report), to: out)
+        var page = SensitivityReport(stats: s, allocation: report)
+        page.measured = try evals.map { try readMeasuredFile($0, parameters: s.parameters) }
+        try writeHTMLReport(page, to: out)
         print("wrote \(out): \(s.tensors.count) tensors\(report.map { ", \($0.sensitivity) allocation at \(String(format: "%.3f", Double($0.plannedFileBytes * 8) / Double(s.parameters))) bits/weight" } ?? "")")
     }
 }

@@ -77,5 +77,22 @@ import HessianDist
         #expect { try readAllocationReport(path, stats: other) } throws: { "\($0)".contains(path) && "\($0)".contains("tensors[].name") && "\($0)".contains("found b") }
         try Data("{\"x\": 1}".utf8).write(to: URL(fileURLWithPath: path))
         #expect { try readAllocationReport(path, stats: s) } throws: { "\($0)".contains("hessdist allocate --json") }
+
+        // Evaluations: one that records its file is read; an older one (no size) or another model's is refused.
+        var e = PerplexityResult(perplexity: 7.5, standardError: 0.25, meanNLL: log(7.5), tokensScored: 10, chunks: 1, context: 8,
+                                 seconds: 1, tokensPerSecond: 8, runningPerplexity: [7.5], reference: nil)
+        let evalPath = dir.appendingPathComponent("e.json").path
+        try JSONEncoder().encode(e).write(to: URL(fileURLWithPath: evalPath))
+        #expect { try readMeasuredFile(evalPath, parameters: 256) } throws: { "\($0)".contains("fileBytes") && "\($0)".contains(evalPath) }
+        (e.model, e.fileBytes, e.parameters) = ("/x/m-Q4_0.gguf", 1144, 300)
+        try JSONEncoder().encode(e).write(to: URL(fileURLWithPath: evalPath))
+        #expect { try readMeasuredFile(evalPath, parameters: 256) } throws: { "\($0)".contains("parameters: expected 256") }
+        e.parameters = 256
+        try JSONEncoder().encode(e).write(to: URL(fileURLWithPath: evalPath))
+        let file = try readMeasuredFile(evalPath, parameters: 256)
+        #expect(file.label == "m-Q4_0" && file.fileBytes == 1144 && file.perplexity == 7.5)
+        var withEval = r
+        withEval.measured = [file]
+        #expect(withEval.html().contains("data-label=\"m-Q4_0\" data-bytes=\"1144\" data-bpw=\"35.75\" data-ppl=\"7.5\""))
     }
 }

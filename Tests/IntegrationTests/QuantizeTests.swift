@@ -134,7 +134,7 @@ import HessianDist
     /// `profile` once, then `allocate` and `quantize --stats` at any budget: the same file as profiling
     /// inside `quantize`, the embedding allocated with the block linears, and bad stats files refused.
     @Test func profileThenAllocateGivesTheSameFile() throws {
-        let (calib, _) = try texts()
+        let (calib, evalText) = try texts()
         let dir = try TestData.tempDir("profile")
         let common = ["--model", stories, "--tokenizer", tok, "--calib", calib, "--nsamples", "16", "--seqlen", "64"]
         let stats = dir.appendingPathComponent("stats.safetensors").path
@@ -170,6 +170,19 @@ import HessianDist
         try run(hessdistBinary, ["report", "--stats", stats, "--allocation", dir.appendingPathComponent("stats-kl.gguf.report.json").path, "--out", written])
         #expect(try runPython("report_check.py", [written, stats, dir.appendingPathComponent("stats-kl.gguf.report.json").path]).contains("types 31"))
         #expect(try String(contentsOfFile: written, encoding: .utf8).contains("id=\"heat-hutchinson\""))
+        // With measured files: `eval --json` records each file's size, and the page plots their perplexities.
+        var evals: [String] = []
+        for s in ["fisher", "kl"] {
+            let f = dir.appendingPathComponent("stats-\(s).gguf").path, e = f + ".eval.json"
+            try run(hessdistBinary, ["eval", "--model", f, "--text", evalText, "--ctx", "64", "--chunks", "4", "--reference", stories,
+                                     "--json"]).write(toFile: e, atomically: true, encoding: .utf8)
+            let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: e))) as! [String: Any]
+            #expect(r["fileBytes"] as? Int == (try Data(contentsOf: URL(fileURLWithPath: f))).count && r["parameters"] as? Int == 260032)
+            evals += ["--eval", e]
+        }
+        let measured = dir.appendingPathComponent("measured.html").path
+        try run(hessdistBinary, ["report", "--stats", stats, "--target-bpw", "8.5", "--out", measured] + evals)
+        #expect(try runPython("report_check.py", [measured, stats] + evals).contains("measured 2"))
         // quantize --html writes the same page from the same statistics and allocation.
         #expect(try Data(contentsOf: URL(fileURLWithPath: written)) == Data(contentsOf: URL(fileURLWithPath: dir.appendingPathComponent("stats-kl.gguf.html").path)))
         #expect { try run(hessdistBinary, ["report", "--stats", stats, "--allocation", stats, "--out", written]) } throws: { "\($0)".contains("hessdist allocate --json") }

@@ -10,7 +10,10 @@ read independently (the stats with the `safetensors` package, the allocation fro
   bytes and costs; a uniform point is every tensor at that type, summed from the allocation's candidates;
 - the type map shows the allocation's choice for every tensor.
 
-usage: report_check.py PAGE.html STATS.safetensors [ALLOCATION.json]   (prints "ok …")"""
+- each `--eval` result sits in the measured plot at its file's bits/weight and perplexity, its error bar
+  one standard error either side.
+
+usage: report_check.py PAGE.html STATS.safetensors [ALLOCATION.json] [--eval EVAL.json …]   (prints "ok …")"""
 import json
 import math
 import sys
@@ -20,10 +23,13 @@ import numpy as np
 from safetensors import safe_open
 
 SVG = "{http://www.w3.org/2000/svg}"
-page, stats_path = sys.argv[1], sys.argv[2]
+args = sys.argv[1:]
+evals = [json.load(open(args[i + 1])) for i, a in enumerate(args) if a == "--eval"]
+args = [a for i, a in enumerate(args) if a != "--eval" and (i == 0 or args[i - 1] != "--eval")]
+page, stats_path = args[0], args[1]
 alloc = None
-if len(sys.argv) > 3:
-    alloc = json.load(open(sys.argv[3]))
+if len(args) > 2:
+    alloc = json.load(open(args[2]))
     alloc = alloc.get("allocation", alloc)  # a quantize report holds it under "allocation"
 
 root = ET.parse(page).getroot()
@@ -95,11 +101,11 @@ if runs:
     assert sum(1 for k in runs if not isinstance(k, str)) == sum(1 for sid in svgs if sid.startswith("rows-"))
     checked.append("row blocks %d" % len(want))
 
-if alloc is not None:
-    fr = svgs["frontier"]
+def axes(svg):
+    """The plot's value → pixel maps, fitted to its own tick lines (and checked against all of them)."""
 
     def axis(cls, coord):
-        ticks = [(float(l.get("data-value")), float(l.get(coord))) for l in fr.iter(SVG + "line") if l.get("class") == cls]
+        ticks = [(float(l.get("data-value")), float(l.get(coord))) for l in svg.iter(SVG + "line") if l.get("class") == cls]
         assert len(ticks) >= 2, (cls, ticks)
         return ticks
 
@@ -110,10 +116,31 @@ if alloc is not None:
             assert abs(p0 + slope * (transform(v) - transform(v0)) - p) < 0.02, (v, p)
         return lambda v: p0 + slope * (transform(v) - transform(v0)), slope
 
-    ylog = fr.get("data-yscale") == "log"
     x_of, xs = fit(axis("x-tick", "x1"), lambda v: v)
-    y_of, ys = fit(axis("y-tick", "y1"), math.log10 if ylog else (lambda v: v))
-    assert xs > 0 and ys < 0, (xs, ys)  # more bits to the right, more damage up
+    y_of, ys = fit(axis("y-tick", "y1"), math.log10 if svg.get("data-yscale") == "log" else (lambda v: v))
+    assert xs > 0 and ys < 0, (xs, ys)  # more bits to the right, more damage (or perplexity) up
+    return x_of, y_of
+
+
+if evals:
+    ms = svgs["measured"]
+    x_of, y_of = axes(ms)
+    points = [c for c in ms.iter(SVG + "circle") if c.get("class") == "measured-point"]
+    bars = [l for l in ms.iter(SVG + "line") if l.get("class") == "error-bar"]
+    assert len(points) == len(evals) == len(bars), (len(points), len(evals), len(bars))
+    for e in evals:
+        (c,) = [c for c in points if int(c.get("data-bytes")) == e["fileBytes"] and close(float(c.get("data-ppl")), e["perplexity"], 1e-5)]
+        bpw = e["fileBytes"] * 8 / params
+        assert e["parameters"] == params and abs(float(c.get("cx")) - x_of(bpw)) < 0.05 and abs(float(c.get("cy")) - y_of(e["perplexity"])) < 0.05, e["model"]
+        (bar,) = [l for l in bars if abs(float(l.get("x1")) - float(c.get("cx"))) < 1e-9 and
+                  abs((float(l.get("y1")) + float(l.get("y2"))) / 2 - float(c.get("cy"))) < 0.02]
+        assert abs(float(bar.get("y1")) - y_of(e["perplexity"] - e["standardError"])) < 0.05, e["model"]
+    checked.append("measured %d" % len(evals))
+
+if alloc is not None:
+    fr = svgs["frontier"]
+    ylog = fr.get("data-yscale") == "log"
+    x_of, y_of = axes(fr)
 
     def marks(tag, cls):
         return [m for m in fr.iter(SVG + tag) if (m.get("class") or "-").split()[0] == cls]

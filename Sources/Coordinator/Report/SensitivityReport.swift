@@ -9,6 +9,23 @@ public struct SensitivityReport: Sendable {
     public var stats: SensitivityStats
     public var allocation: AllocationReport?
     public var title: String
+    /// Evaluated files (`hessdist eval --json`) to plot: measured perplexity against file size.
+    public var measured: [MeasuredFile] = []
+
+    public struct MeasuredFile: Sendable {
+        public var label: String
+        public var fileBytes: Int
+        public var perplexity: Double
+        public var standardError: Double
+        public var meanKL: Double?
+        public init(label: String, fileBytes: Int, perplexity: Double, standardError: Double, meanKL: Double?) {
+            self.label = label
+            self.fileBytes = fileBytes
+            self.perplexity = perplexity
+            self.standardError = standardError
+            self.meanKL = meanKL
+        }
+    }
 
     public init(stats: SensitivityStats, allocation: AllocationReport? = nil, title: String? = nil) {
         self.stats = stats
@@ -80,6 +97,7 @@ public struct SensitivityReport: Sendable {
         page.raw("<h1>\(esc(title))</h1>\n")
         summary(&page)
         if let a = allocation { allocationSection(a, &page) }
+        if !measured.isEmpty { measuredSection(&page) }
         page.raw("<h2>Sensitivity by block</h2>\n<p>Rows are tensor roles, columns transformer blocks; hover a cell for its value. Colours are logarithmic where the values span more than a factor of 10 (grey: zero or negative, which a log scale cannot show).</p>\n")
         let grid = BlockGrid(names: stats.tensors.map(\.name))
         for m in measures {
@@ -167,6 +185,35 @@ public struct SensitivityReport: Sendable {
         for p in a.frontier {
             let mix = p.types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
             page.raw("<tr><td>\(String(format: "%.3f", p.bitsPerWeight))</td><td>\(grouped(p.fileBytes))</td><td>\(String(format: "%.3f", Double(p.fileBytes * 8) / params))</td><td>\(num(p.cost))</td><td>\(esc(mix))</td></tr>\n")
+        }
+        page.raw("</table>\n")
+    }
+
+    private func measuredSection(_ page: inout HTMLPage) {
+        let params = Double(stats.parameters)
+        let files = measured.sorted { ($0.fileBytes, $0.label) < ($1.fileBytes, $1.label) }
+        page.raw("<h2>Measured</h2>\n<figure><figcaption>Perplexity (± one standard error) against file bits per weight, as `hessdist eval` measured the files</figcaption>\n")
+        let frame = PlotFrame(width: 680, height: 380, left: 78, right: 24, top: 16, bottom: 48)
+        let xAxis = LinearAxis(values: files.map { Double($0.fileBytes * 8) / params })
+        let yAxis = LinearAxis(values: files.flatMap { [$0.perplexity - $0.standardError, $0.perplexity + $0.standardError] })
+        var svg = "<svg id=\"measured\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(frame.width))\" height=\"\(px(frame.height))\" viewBox=\"0 0 \(px(frame.width)) \(px(frame.height))\" data-yscale=\"linear\">\n"
+        svg += frame.axes(x: xAxis, y: yAxis, xLabel: "file bits per weight (every byte of the output)", yLabel: "perplexity")
+        var labels: [(Double, Double)] = []
+        for f in files {
+            let bpw = Double(f.fileBytes * 8) / params
+            let cx = frame.x(xAxis.unit(bpw)), cy = frame.y(yAxis.unit(f.perplexity))
+            let lo = frame.y(yAxis.unit(f.perplexity - f.standardError)), hi = frame.y(yAxis.unit(f.perplexity + f.standardError))
+            svg += "<line class=\"error-bar\" x1=\"\(px(cx))\" y1=\"\(px(lo))\" x2=\"\(px(cx))\" y2=\"\(px(hi))\" stroke=\"#999\"/>\n"
+            svg += "<circle class=\"measured-point\" cx=\"\(px(cx))\" cy=\"\(px(cy))\" r=\"3.5\" fill=\"#21918c\" data-label=\"\(esc(f.label))\" data-bytes=\"\(f.fileBytes)\" data-bpw=\"\(num(bpw))\" data-ppl=\"\(num(f.perplexity))\" data-se=\"\(num(f.standardError))\"><title>\(esc(f.label)): \(String(format: "%.3f", bpw)) bits/weight, PPL \(String(format: "%.4f ± %.4f", f.perplexity, f.standardError))</title></circle>\n"
+            var ly = cy + 3
+            while labels.contains(where: { abs($0.0 - cx) < 90 && abs($0.1 - ly) < 10 }) { ly += 10 }
+            labels.append((cx, ly))
+            svg += "<text x=\"\(px(cx + 6))\" y=\"\(px(ly))\" font-size=\"9\">\(esc(f.label))</text>\n"
+        }
+        page.raw(svg + "</svg>\n</figure>\n")
+        page.raw("<table class=\"measured\"><tr><th>file</th><th>bytes</th><th>bits/weight</th><th>PPL ± se</th><th>mean KL from the original</th></tr>\n")
+        for f in files {
+            page.raw("<tr><td>\(esc(f.label))</td><td>\(grouped(f.fileBytes))</td><td>\(String(format: "%.3f", Double(f.fileBytes * 8) / params))</td><td>\(String(format: "%.4f ± %.4f", f.perplexity, f.standardError))</td><td>\(f.meanKL.map { String(format: "%.5f", $0) } ?? "–")</td></tr>\n")
         }
         page.raw("</table>\n")
     }
@@ -346,7 +393,7 @@ struct PlotFrame {
     func x(_ u: Double) -> Double { left + u * (width - left - right) }
     func y(_ u: Double) -> Double { height - bottom - u * (height - top - bottom) }
 
-    func axes(x xa: LinearAxis, y ya: ValueAxis, xLabel: String, yLabel: String) -> String {
+    func axes(x xa: LinearAxis, y ya: some PlotAxis, xLabel: String, yLabel: String) -> String {
         var s = "<rect x=\"\(px(left))\" y=\"\(px(top))\" width=\"\(px(width - left - right))\" height=\"\(px(height - top - bottom))\" fill=\"none\" stroke=\"#999\"/>\n"
         for t in xa.ticks {
             let X = x(xa.unit(t))
@@ -364,8 +411,16 @@ struct PlotFrame {
     }
 }
 
+protocol PlotAxis {
+    var log: Bool { get }
+    var ticks: [Double] { get }
+    /// A value's place along the axis, 0 at its start and 1 at its end.
+    func unit(_ v: Double) -> Double
+}
+
 /// A linear axis over the values' range, padded by 5 %, with ticks at 1, 2 or 5 × 10^k steps.
-struct LinearAxis {
+struct LinearAxis: PlotAxis {
+    var log: Bool { false }
     var lo: Double, hi: Double
     init(values: [Double]) {
         let a = values.min() ?? 0, b = values.max() ?? 1
@@ -379,7 +434,7 @@ struct LinearAxis {
 
 /// The cost axis: logarithmic when every positive value spans more than 20× (zeros sit on the floor, a
 /// third of the smallest positive value), else linear from 0.
-struct ValueAxis {
+struct ValueAxis: PlotAxis {
     var log: Bool
     var lo: Double, hi: Double
     init(values: [Double]) {
@@ -517,4 +572,23 @@ public func readAllocationReport(_ path: String, stats: SensitivityStats) throws
         throw bad("tensors[].name", "a tensor of the statistics' model \(stats.model)", t.name)
     }
     return report
+}
+
+/// An evaluated file to plot: a `hessdist eval --json` result that records what it measured, of a model with
+/// `parameters` weights (the statistics' model).
+public func readMeasuredFile(_ path: String, parameters: Int) throws -> SensitivityReport.MeasuredFile {
+    func bad(_ field: String, _ expected: String, _ found: String) -> MixedPrecisionError {
+        .stats(file: path, field: field, expected: expected, found: found)
+    }
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    guard let r = try? JSONDecoder().decode(PerplexityResult.self, from: data) else {
+        throw bad("(the whole file)", "the JSON of `hessdist eval --json`", "something else")
+    }
+    guard let bytes = r.fileBytes, let n = r.parameters else {
+        throw bad("fileBytes", "the evaluated file's size (written by `hessdist eval --json` since the report plots it: evaluate again)", "none")
+    }
+    guard n == parameters else { throw bad("parameters", "\(parameters) (the statistics' model)", "\(n)") }
+    var label = ((r.model ?? path) as NSString).lastPathComponent
+    if label.hasSuffix(".gguf") { label.removeLast(5) }
+    return .init(label: label, fileBytes: bytes, perplexity: r.perplexity, standardError: r.standardError, meanKL: r.reference?.meanKL)
 }
