@@ -39,6 +39,26 @@ import HessianDist
         #expect(esc("a<b & \"c\">") == "a&lt;b &amp; &quot;c&quot;&gt;" && grouped(1234567) == "1,234,567" && grouped(12) == "12")
     }
 
+    /// GPTQ statistics: the uniform points are the checkpoints laid out with one width everywhere (their
+    /// headers differ from the plan's), and the plan's point is its exact size.
+    @Test func gptqUniformPointsAreLaidOut() throws {
+        let options = GPTQCheckpointOptions(bits: 4, groupSize: 32, symmetric: false)
+        let s = try SensitivityStatsTests().gptqStats(options: options)
+        let widest = s.fixedBytes + s.tensors.reduce(0) { $0 + $1.candidates.last!.bytes }
+        let (types, a) = try allocateMixedPrecision(stats: s, mixed: MixedPrecisionOptions(budget: .bytes(widest + 10_000)))  // headers: room to spare
+        let r = SensitivityReport(stats: s, allocation: a)
+        let shapes = Dictionary(uniqueKeysWithValues: s.tensors.map { ($0.name, $0.shape) })
+        for u in r.uniformPoints {
+            let labels = Dictionary(uniqueKeysWithValues: s.tensors.map { ($0.name, u.type) })
+            let exact = try GPTQCheckpointLayout(config: s.config!, grids: try gptqGrids(labels: labels, shapes: shapes, options: options),
+                                                 options: options).totalBytes
+            #expect(u.fileBytes == exact, "\(u.type)")
+        }
+        #expect(r.uniformPoints.map(\.type).sorted() == ["int2", "int3", "int4", "int8"])
+        #expect(types.values.allSatisfy { $0 == "int8" } && r.uniformPoints.last!.fileBytes == a.plannedFileBytes)
+        #expect(r.html().contains("id=\"types\""))
+    }
+
     /// The page for hand-made statistics: one heatmap cell per tensor with its per-weight Fisher trace, the
     /// uniform points are every tensor at one type, and an allocation file of other tensors is refused.
     @Test func pageAndAllocationFile() throws {

@@ -69,7 +69,9 @@ public struct SensitivityReport: Sendable {
     }
 
     /// Every allocatable tensor at one type, priced like the plan: the uniform files the frontier competes
-    /// with (only types every tensor has as a candidate).
+    /// with (only types every tensor has as a candidate). Bytes: the plan's fixed bytes plus the type's, exact
+    /// for GGUF; for GPTQ the checkpoint laid out with that width everywhere (its headers vary with the plan),
+    /// unless tensors were pinned.
     public struct UniformPoint: Sendable {
         public var type: String
         public var fileBytes: Int
@@ -86,7 +88,14 @@ public struct SensitivityReport: Sendable {
                 bytes += m.bytes
                 cost += m.cost
             }
-            if complete { out.append(UniformPoint(type: c.type, fileBytes: bytes, cost: cost)) }
+            guard complete else { continue }
+            if stats.format == .gptq, a.tensors.count == stats.tensors.count, let config = stats.config, let options = stats.gptq,
+               let grids = try? gptqGrids(labels: Dictionary(uniqueKeysWithValues: a.tensors.map { ($0.name, c.type) }),
+                                          shapes: Dictionary(uniqueKeysWithValues: stats.tensors.map { ($0.name, $0.shape) }), options: options),
+               let exact = try? GPTQCheckpointLayout(config: config, grids: grids, options: options).totalBytes {
+                bytes = exact
+            }
+            out.append(UniformPoint(type: c.type, fileBytes: bytes, cost: cost))
         }
         return out.sorted { ($0.fileBytes, $0.type) < ($1.fileBytes, $1.type) }
     }
