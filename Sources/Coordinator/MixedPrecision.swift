@@ -386,6 +386,8 @@ public struct AllocationReport: Sendable, Codable {
     public var traces: [TraceEstimate]?
     /// Seconds of the profiling pass (calibration forwards, traces and pricing every candidate).
     public var profileSeconds: Double
+    /// GPTQ: the checkpoint settings the plan was laid out with.
+    public var checkpoint: GPTQCheckpointOptions? = nil
 }
 
 public enum MixedPrecisionError: Error, CustomStringConvertible {
@@ -810,6 +812,7 @@ public func allocateMixedPrecision(stats: SensitivityStats,
                                   tensors: tensors, frontier: frontier, traces: traces.isEmpty ? nil : traces,
                                   profileSeconds: stats.cost.totalSeconds)
     report.errors = errors.rawValue
+    if stats.format == .gptq { report.checkpoint = mixed.checkpoint ?? stats.gptq }
     return (types, report)
 }
 

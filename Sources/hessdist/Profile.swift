@@ -44,6 +44,7 @@ struct Profile: ParsableCommand {
 
     func validate() throws {
         _ = try traceSet()
+        if let html { try refuseOverwriting(html, flag: "--html", inputs: [("--out", out), ("--model", model.model)]) }
         guard eigenIterations >= 1 else { throw ValidationError("--eigen-iterations \(eigenIterations): expected >= 1") }
     }
 
@@ -141,6 +142,8 @@ struct Allocate: ParsableCommand {
     func validate() throws {
         guard FileManager.default.fileExists(atPath: stats) else { throw ValidationError("--stats \(stats): no such file") }
         guard budget.budget != nil else { throw ValidationError("allocate needs --target-bpw or --target-size") }
+        if let html { try refuseOverwriting(html, flag: "--html", inputs: [("--stats", stats)] + (json.map { [("--json", $0)] } ?? [])) }
+        if let json { try refuseOverwriting(json, flag: "--json", inputs: [("--stats", stats)]) }
     }
 
     func run() throws {
@@ -194,6 +197,13 @@ struct Report: ParsableCommand {
             guard budget.budget == nil else { throw ValidationError("--allocation and --target-bpw/--target-size: give one") }
         }
         for e in evals where !FileManager.default.fileExists(atPath: e) { throw ValidationError("--eval \(e): no such file") }
+        if allocation != nil || budget.budget == nil {
+            let given = [("--pin", !budget.pin.isEmpty), ("--choose-from", budget.chooseFrom != nil), ("--errors", budget.errors != nil)]
+            if let (flag, _) = given.first(where: { $0.1 }) {
+                throw ValidationError("\(flag): shapes an allocation this command solves, so it needs --target-bpw or --target-size\(allocation != nil ? " (not --allocation, which shows one made already)" : "")")
+            }
+        }
+        try refuseOverwriting(out, flag: "--out", inputs: [("--stats", stats)] + (allocation.map { [("--allocation", $0)] } ?? []) + evals.map { ("--eval", $0) })
     }
 
     func run() throws {
@@ -205,9 +215,17 @@ struct Report: ParsableCommand {
             report = try allocateMixedPrecision(stats: s, mixed: mixed).report
         }
         var page = SensitivityReport(stats: s, allocation: report)
-        page.measured = try evals.map { try readMeasuredFile($0, parameters: s.parameters) }
+        page.measured = try readMeasuredFiles(evals, parameters: s.parameters)
         try writeHTMLReport(page, to: out)
         print("wrote \(out): \(s.tensors.count) tensors\(report.map { ", \($0.sensitivity) allocation at \(String(format: "%.3f", Double($0.plannedFileBytes * 8) / Double(s.parameters))) bits/weight" } ?? "")")
+    }
+}
+
+/// An output path that is one of the command's inputs would destroy the input: refused before any work.
+func refuseOverwriting(_ output: String, flag: String, inputs: [(String, String)]) throws {
+    let out = URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath().path
+    for (name, path) in inputs where URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path == out {
+        throw ValidationError("\(flag) \(output): the same file as \(name); write the report elsewhere")
     }
 }
 

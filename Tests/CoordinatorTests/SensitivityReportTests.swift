@@ -39,6 +39,53 @@ import HessianDist
         #expect(esc("a<b & \"c\">") == "a&lt;b &amp; &quot;c&quot;&gt;" && grouped(1234567) == "1,234,567" && grouped(12) == "12")
     }
 
+    /// Degenerate inputs: one value everywhere, zeros on a linear scale, all-zero costs, an empty frontier,
+    /// names that need escaping, files a few bytes apart. The page stays well-formed and finite.
+    @Test func edgeCases() throws {
+        #expect(ColorScale(values: [3, 3, 3]).color(3) == ColorScale.palette(0.5))
+        let zeros = ColorScale(values: [0, 0, 5])
+        #expect(!zeros.log && zeros.color(0) == "#440154" && zeros.color(5) == "#fde725")
+        let flat = ValueAxis(values: [0, 0])
+        #expect(!flat.log && flat.ticks.count >= 2 && flat.unit(0) == 0 && flat.unit(0).isFinite)
+        let negative = ValueAxis(values: [-2, -1])
+        #expect(negative.unit(-2) == 0 && negative.unit(-1) > 0 && negative.unit(-1) < 1)
+        // Ticks 0.000005 apart get the decimals to tell them apart.
+        let close = niceTicks(8.49998, 8.50002)
+        let labels = tickLabels(close, log: false)
+        #expect(close.count >= 2 && Set(labels).count == labels.count, "\(labels)")
+        #expect(esc("a\u{1}b") == "a\u{FFFD}b")
+
+        var s = SensitivityStatsTests().stats()
+        s.tensors[0].name = "x\"&<"
+        s.tensors[0].fisherRowBlocks = [{ var e = TraceEstimate(name: "x", mean: 1, standardError: 0, samples: 1, converged: true); e.rows = 0..<4; return e }()]
+        for i in s.tensors.indices { for j in s.tensors[i].candidates.indices { s.tensors[i].candidates[j].layerError = 0 } }
+        var m = MixedPrecisionOptions(budget: .bytes(1208))
+        m.frontier = []
+        let (_, a) = try allocateMixedPrecision(stats: s, mixed: m)
+        #expect(a.frontier.isEmpty && a.totalCost == 0)
+        let html = SensitivityReport(stats: s, allocation: a).html()
+        #expect(!html.contains("x\"&<") && html.contains("x&quot;&amp;&lt;") && html.contains("id=\"rows-x&quot;&amp;&lt;\""))
+        #expect(!html.contains("nan") && !html.contains("\"inf") && !html.contains("\"-inf"))
+    }
+
+    /// An allocation file must be one of these statistics: each tensor once, its choice among its
+    /// candidates, the candidates' bytes the profile's.
+    @Test func refusesAnAllocationOfAnotherProfile() throws {
+        let s = SensitivityStatsTests().stats()
+        let (_, a) = try allocateMixedPrecision(stats: s, mixed: MixedPrecisionOptions(budget: .bytes(1208)))
+        let path = try TestData.tempDir("report-bad").appendingPathComponent("a.json").path
+        func refused(_ change: (inout AllocationReport) -> Void) throws -> String {
+            var b = a
+            change(&b)
+            try JSONEncoder().encode(b).write(to: URL(fileURLWithPath: path))
+            do { _ = try readAllocationReport(path, stats: s); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(try refused { $0.tensors.append($0.tensors[0]) }.contains("twice"))
+        #expect(try refused { $0.tensors[0].chosen = "Q6_K" }.contains("tensors[a].chosen: expected one of its candidates"))
+        #expect(try refused { $0.tensors[1].candidates[0].bytes += 2 }.contains("tensors[b].candidates[Q4_0].bytes: expected the statistics' 72"))
+        #expect(try refused { _ in } == "accepted")
+    }
+
     /// GPTQ statistics: the uniform points are the checkpoints laid out with one width everywhere (their
     /// headers differ from the plan's), and the plan's point is its exact size.
     @Test func gptqUniformPointsAreLaidOut() throws {
@@ -69,7 +116,7 @@ import HessianDist
         #expect(a.frontier.map(\.fileBytes) == [1144, 1160, 1208, 1272])
         let r = SensitivityReport(stats: s, allocation: a)
         let html = r.html()
-        #expect(html.contains("data-tensor=\"a\" data-value=\"1\"") && html.contains("data-tensor=\"b\" data-value=\"0.1\""))
+        #expect(html.contains("data-tensor=\"a\" data-value=\"1\"") && html.contains("data-tensor=\"b\" data-value=\"0.10000000000000001\""))
         #expect(html.components(separatedBy: "class=\"frontier-point").count - 1 == a.frontier.count)
         #expect(r.uniformPoints.map(\.type) == ["Q4_0", "Q5_0", "Q8_0"])
         #expect(r.uniformPoints.map(\.fileBytes) == [1144, 1176, 1272] && r.uniformPoints[0].cost == 110)

@@ -186,6 +186,9 @@ import HessianDist
         // quantize --html writes the same page from the same statistics and allocation.
         #expect(try Data(contentsOf: URL(fileURLWithPath: written)) == Data(contentsOf: URL(fileURLWithPath: dir.appendingPathComponent("stats-kl.gguf.html").path)))
         #expect { try run(hessdistBinary, ["report", "--stats", stats, "--allocation", stats, "--out", written]) } throws: { "\($0)".contains("hessdist allocate --json") }
+        // What the command would silently drop, or an output over an input, is refused.
+        #expect { try run(hessdistBinary, ["report", "--stats", stats, "--pin", "token_embd.weight=Q8_0", "--out", written]) } throws: { "\($0)".contains("--pin: shapes an allocation") }
+        #expect { try run(hessdistBinary, ["report", "--stats", stats, "--out", stats]) } throws: { "\($0)".contains("the same file as --stats") }
         // A pin holds: the embedding stays Q8_0 and the rest works around it.
         let pinned = try run(hessdistBinary, ["allocate", "--stats", stats, "--target-bpw", "8.5", "--pin", "token_embd.weight=Q8_0"])
         #expect(pinned.contains("token_embd.weight Q8_0 (pinned)"), "\(pinned)")

@@ -58,8 +58,12 @@ public struct SensitivityReport: Sendable {
         if !hutch.isEmpty {
             out.append(Measure(id: "hutchinson", caption: "Hutchinson loss-Hessian trace per weight, Tr(H_b)/n_b", values: hutch))
         }
-        out.append(Measure(id: "input", caption: "Input energy: the imatrix's sum, the mean ‖x‖² of the tensor's input",
-                           values: Dictionary(uniqueKeysWithValues: stats.tensors.map { ($0.name, $0.inputTrace) })))
+        // An untied embedding has no input Hessian, hence no imatrix: not measured, not 0.
+        var input: [String: Double] = [:]
+        for (i, t) in stats.tensors.enumerated() where i < stats.imatrix.count && !stats.imatrix[i].isEmpty { input[t.name] = t.inputTrace }
+        if !input.isEmpty {
+            out.append(Measure(id: "input", caption: "Input energy: the imatrix's sum, the mean ‖x‖² of the tensor's input", values: input))
+        }
         if let a = allocation {
             var v: [String: Double] = [:]
             for t in a.tensors { if let c = t.candidates.first(where: { $0.type == t.chosen }) { v[t.name] = c.cost } }
@@ -89,7 +93,7 @@ public struct SensitivityReport: Sendable {
                 cost += m.cost
             }
             guard complete else { continue }
-            if stats.format == .gptq, a.tensors.count == stats.tensors.count, let config = stats.config, let options = stats.gptq,
+            if stats.format == .gptq, a.tensors.count == stats.tensors.count, let config = stats.config, let options = a.checkpoint ?? stats.gptq,
                let grids = try? gptqGrids(labels: Dictionary(uniqueKeysWithValues: a.tensors.map { ($0.name, c.type) }),
                                           shapes: Dictionary(uniqueKeysWithValues: stats.tensors.map { ($0.name, $0.shape) }), options: options),
                let exact = try? GPTQCheckpointLayout(config: config, grids: grids, options: options).totalBytes {
@@ -183,7 +187,7 @@ public struct SensitivityReport: Sendable {
         let params = Double(stats.parameters)
         page.raw("<h2>Allocation</h2>\n")
         let bpw = Double(a.plannedFileBytes * 8) / params
-        page.raw("<p id=\"plan\" data-bytes=\"\(a.plannedFileBytes)\" data-cost=\"\(num(a.totalCost))\">Sensitivity <b>\(esc(a.sensitivity))</b>\(a.errors.map { " (\(esc($0)) errors)" } ?? ""), budget \(grouped(a.budgetBytes)) bytes (\(String(format: "%.3f", a.targetBitsPerWeight)) bits/weight): plan \(grouped(a.plannedFileBytes)) bytes, \(String(format: "%.3f", bpw)) bits/weight, predicted cost \(num(a.totalCost)), \(a.optimal ? "optimal" : "lower bound \(num(a.lowerBound))").</p>\n")
+        page.raw("<p id=\"plan\" data-bytes=\"\(a.plannedFileBytes)\" data-cost=\"\(exact(a.totalCost))\">Sensitivity <b>\(esc(a.sensitivity))</b>\(a.errors.map { " (\(esc($0)) errors)" } ?? ""), budget \(grouped(a.budgetBytes)) bytes (\(String(format: "%.3f", a.targetBitsPerWeight)) bits/weight): plan \(grouped(a.plannedFileBytes)) bytes, \(String(format: "%.3f", bpw)) bits/weight, predicted cost \(num(a.totalCost)), \(a.optimal ? "optimal" : "lower bound \(num(a.lowerBound))").</p>\n")
         var counts: [String: Int] = [:]
         for t in a.tensors { counts[t.chosen, default: 0] += 1 }
         page.raw("<p>Types chosen: \(esc(counts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", ")))")
@@ -213,11 +217,13 @@ public struct SensitivityReport: Sendable {
             let cx = frame.x(xAxis.unit(bpw)), cy = frame.y(yAxis.unit(f.perplexity))
             let lo = frame.y(yAxis.unit(f.perplexity - f.standardError)), hi = frame.y(yAxis.unit(f.perplexity + f.standardError))
             svg += "<line class=\"error-bar\" x1=\"\(px(cx))\" y1=\"\(px(lo))\" x2=\"\(px(cx))\" y2=\"\(px(hi))\" stroke=\"#999\"/>\n"
-            svg += "<circle class=\"measured-point\" cx=\"\(px(cx))\" cy=\"\(px(cy))\" r=\"3.5\" fill=\"#21918c\" data-label=\"\(esc(f.label))\" data-bytes=\"\(f.fileBytes)\" data-bpw=\"\(num(bpw))\" data-ppl=\"\(num(f.perplexity))\" data-se=\"\(num(f.standardError))\"><title>\(esc(f.label)): \(String(format: "%.3f", bpw)) bits/weight, PPL \(String(format: "%.4f ± %.4f", f.perplexity, f.standardError))</title></circle>\n"
+            svg += "<circle class=\"measured-point\" cx=\"\(px(cx))\" cy=\"\(px(cy))\" r=\"3.5\" fill=\"#21918c\" data-label=\"\(esc(f.label))\" data-bytes=\"\(f.fileBytes)\" data-bpw=\"\(exact(bpw))\" data-ppl=\"\(exact(f.perplexity))\" data-se=\"\(exact(f.standardError))\"><title>\(esc(f.label)): \(String(format: "%.3f", bpw)) bits/weight, PPL \(String(format: "%.4f ± %.4f", f.perplexity, f.standardError))</title></circle>\n"
             var ly = cy + 3
-            while labels.contains(where: { abs($0.0 - cx) < 90 && abs($0.1 - ly) < 10 }) { ly += 10 }
+            while labels.contains(where: { abs($0.0 - cx) < 90 && abs($0.1 - ly) < 10 }) { ly = ly + 10 > frame.height - frame.bottom ? ly - 30 : ly + 10 }
             labels.append((cx, ly))
-            svg += "<text x=\"\(px(cx + 6))\" y=\"\(px(ly))\" font-size=\"9\">\(esc(f.label))</text>\n"
+            // Right of the point in the left half, left of it in the right half: names stay inside the plot.
+            let right = cx < frame.width / 2
+            svg += "<text x=\"\(px(right ? cx + 6 : cx - 6))\" y=\"\(px(ly))\" font-size=\"9\" text-anchor=\"\(right ? "start" : "end")\">\(esc(f.label))</text>\n"
         }
         page.raw(svg + "</svg>\n</figure>\n")
         page.raw("<table class=\"measured\"><tr><th>file</th><th>bytes</th><th>bits/weight</th><th>PPL ± se</th><th>mean KL from the original</th></tr>\n")
@@ -267,20 +273,25 @@ public struct SensitivityReport: Sendable {
         svg += "<polyline class=\"frontier-line\" points=\"\(line)\" fill=\"none\" stroke=\"#3b528b\" stroke-width=\"1.5\"/>\n"
         for p in pts {
             let mix = p.types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
-            svg += "<circle class=\"frontier-point\(p.cost > 0 ? "" : " zero")\" cx=\"\(px(frame.x(xAxis.unit(x(p.fileBytes)))))\" cy=\"\(px(frame.y(yAxis.unit(p.cost))))\" r=\"3.5\" fill=\"#3b528b\" data-bytes=\"\(p.fileBytes)\" data-bpw=\"\(num(x(p.fileBytes)))\" data-cost=\"\(num(p.cost))\"><title>\(String(format: "%.3f", x(p.fileBytes))) bits/weight: cost \(num(p.cost)); \(esc(mix))</title></circle>\n"
+            svg += "<circle class=\"frontier-point\(p.cost > 0 ? "" : " zero")\" cx=\"\(px(frame.x(xAxis.unit(x(p.fileBytes)))))\" cy=\"\(px(frame.y(yAxis.unit(p.cost))))\" r=\"3.5\" fill=\"#3b528b\" data-bytes=\"\(p.fileBytes)\" data-bpw=\"\(exact(x(p.fileBytes)))\" data-cost=\"\(exact(p.cost))\"><title>\(String(format: "%.3f", x(p.fileBytes))) bits/weight: cost \(num(p.cost)); \(esc(mix))</title></circle>\n"
         }
         var labels: [(Double, Double)] = []
         for u in uniform {
             let cx = frame.x(xAxis.unit(x(u.fileBytes))), cy = frame.y(yAxis.unit(u.cost))
             // Types of one size and similar cost would print over each other: step the label down.
             var ly = cy - 5
-            while labels.contains(where: { abs($0.0 - cx) < 48 && abs($0.1 - ly) < 11 }) { ly += 11 }
+            var step = 11.0
+            while labels.contains(where: { abs($0.0 - cx) < 48 && abs($0.1 - ly) < 11 }) {
+                if ly + step > frame.height - frame.bottom - 2 { step = -11; ly = cy - 5 }  // no room below: go up
+                ly += step
+                if ly < frame.top { break }
+            }
             labels.append((cx, ly))
-            svg += "<rect class=\"uniform-point\(u.cost > 0 ? "" : " zero")\" x=\"\(px(cx - 3.5))\" y=\"\(px(cy - 3.5))\" width=\"7\" height=\"7\" fill=\"#fde725\" stroke=\"#444\" data-type=\"\(esc(u.type))\" data-bytes=\"\(u.fileBytes)\" data-bpw=\"\(num(x(u.fileBytes)))\" data-cost=\"\(num(u.cost))\"><title>uniform \(esc(u.type)): \(String(format: "%.3f", x(u.fileBytes))) bits/weight, cost \(num(u.cost))</title></rect>\n"
+            svg += "<rect class=\"uniform-point\(u.cost > 0 ? "" : " zero")\" x=\"\(px(cx - 3.5))\" y=\"\(px(cy - 3.5))\" width=\"7\" height=\"7\" fill=\"#fde725\" stroke=\"#444\" data-type=\"\(esc(u.type))\" data-bytes=\"\(u.fileBytes)\" data-bpw=\"\(exact(x(u.fileBytes)))\" data-cost=\"\(exact(u.cost))\"><title>uniform \(esc(u.type)): \(String(format: "%.3f", x(u.fileBytes))) bits/weight, cost \(num(u.cost))</title></rect>\n"
             svg += "<text class=\"uniform-label\" x=\"\(px(cx + 6))\" y=\"\(px(ly))\" font-size=\"10\">\(esc(u.type))</text>\n"
         }
         let cx = frame.x(xAxis.unit(x(a.plannedFileBytes))), cy = frame.y(yAxis.unit(a.totalCost))
-        svg += "<circle class=\"plan-point\(a.totalCost > 0 ? "" : " zero")\" cx=\"\(px(cx))\" cy=\"\(px(cy))\" r=\"7\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" data-bytes=\"\(a.plannedFileBytes)\" data-bpw=\"\(num(x(a.plannedFileBytes)))\" data-cost=\"\(num(a.totalCost))\"><title>the plan: \(String(format: "%.3f", x(a.plannedFileBytes))) bits/weight, cost \(num(a.totalCost))</title></circle>\n"
+        svg += "<circle class=\"plan-point\(a.totalCost > 0 ? "" : " zero")\" cx=\"\(px(cx))\" cy=\"\(px(cy))\" r=\"7\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" data-bytes=\"\(a.plannedFileBytes)\" data-bpw=\"\(exact(x(a.plannedFileBytes)))\" data-cost=\"\(exact(a.totalCost))\"><title>the plan: \(String(format: "%.3f", x(a.plannedFileBytes))) bits/weight, cost \(num(a.totalCost))</title></circle>\n"
         svg += "<text x=\"\(px(cx + 9))\" y=\"\(px(cy + 14))\" font-size=\"11\" fill=\"#d62728\">plan</text>\n"
         return svg + "</svg>\n"
     }
@@ -291,7 +302,7 @@ public struct SensitivityReport: Sendable {
         let steps = 40, barWidth = 240.0
         let width = max(left + cw * Double(max(grid.columns, 1)) + 16, left + barWidth + 40)
         let legendTop = top + ch * Double(grid.rows.count) + 14, height = legendTop + 40
-        var svg = "<svg id=\"\(id)\" class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(width))\" height=\"\(px(height))\" viewBox=\"0 0 \(px(width)) \(px(height))\" data-scale=\"\(scale.log ? "log" : "linear")\">\n"
+        var svg = "<svg id=\"\(esc(id))\" class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(width))\" height=\"\(px(height))\" viewBox=\"0 0 \(px(width)) \(px(height))\" data-scale=\"\(scale.log ? "log" : "linear")\">\n"
         for c in stride(from: 0, to: grid.columns, by: grid.columns > 12 ? 5 : 1) where grid.hasBlocks {
             svg += "<text x=\"\(px(left + cw * (Double(c) + 0.5)))\" y=\"\(px(top - 6))\" font-size=\"10\" text-anchor=\"middle\">\(c)</text>\n"
         }
@@ -302,7 +313,7 @@ public struct SensitivityReport: Sendable {
                 let v = values[cell.name]
                 let fill = v.map(scale.color) ?? "#ffffff"
                 let title = v.map { "\(cell.name): \(num($0))" } ?? "\(cell.name): not measured"
-                svg += "<rect class=\"cell\" x=\"\(px(left + cw * Double(cell.column)))\" y=\"\(px(y))\" width=\"\(px(cw - 1))\" height=\"\(px(ch - 1))\" fill=\"\(fill)\" data-tensor=\"\(esc(cell.name))\"\(v.map { " data-value=\"\(num($0))\"" } ?? "")><title>\(esc(title))</title></rect>\n"
+                svg += "<rect class=\"cell\" x=\"\(px(left + cw * Double(cell.column)))\" y=\"\(px(y))\" width=\"\(px(cw - 1))\" height=\"\(px(ch - 1))\" fill=\"\(fill)\" data-tensor=\"\(esc(cell.name))\"\(v.map { " data-value=\"\(exact($0))\"" } ?? "")><title>\(esc(title))</title></rect>\n"
             }
         }
         // The legend: the palette from the smallest shown value to the largest.
@@ -310,8 +321,8 @@ public struct SensitivityReport: Sendable {
             svg += "<rect class=\"legend\" x=\"\(px(left + barWidth * Double(i) / Double(steps)))\" y=\"\(px(legendTop))\" width=\"\(px(barWidth / Double(steps) + 0.5))\" height=\"10\" fill=\"\(ColorScale.palette(Double(i) / Double(steps - 1)))\"/>\n"
         }
         if let (lo, hi) = scale.range {
-            svg += "<text class=\"legend-min\" x=\"\(px(left))\" y=\"\(px(legendTop + 24))\" font-size=\"10\" data-value=\"\(num(lo))\">\(num(lo))</text>\n"
-            svg += "<text class=\"legend-max\" x=\"\(px(left + barWidth))\" y=\"\(px(legendTop + 24))\" font-size=\"10\" text-anchor=\"end\" data-value=\"\(num(hi))\">\(num(hi))</text>\n"
+            svg += "<text class=\"legend-min\" x=\"\(px(left))\" y=\"\(px(legendTop + 24))\" font-size=\"10\" data-value=\"\(exact(lo))\">\(num(lo))</text>\n"
+            svg += "<text class=\"legend-max\" x=\"\(px(left + barWidth))\" y=\"\(px(legendTop + 24))\" font-size=\"10\" text-anchor=\"end\" data-value=\"\(exact(hi))\">\(num(hi))</text>\n"
         }
         return svg + "</svg>\n"
     }
@@ -403,16 +414,16 @@ struct PlotFrame {
     func y(_ u: Double) -> Double { height - bottom - u * (height - top - bottom) }
 
     func axes(x xa: LinearAxis, y ya: some PlotAxis, xLabel: String, yLabel: String) -> String {
-        var s = "<rect x=\"\(px(left))\" y=\"\(px(top))\" width=\"\(px(width - left - right))\" height=\"\(px(height - top - bottom))\" fill=\"none\" stroke=\"#999\"/>\n"
-        for t in xa.ticks {
+        var s = "<rect class=\"plot-area\" x=\"\(px(left))\" y=\"\(px(top))\" width=\"\(px(width - left - right))\" height=\"\(px(height - top - bottom))\" fill=\"none\" stroke=\"#999\"/>\n"
+        for (t, label) in zip(xa.ticks, tickLabels(xa.ticks, log: false)) {
             let X = x(xa.unit(t))
-            s += "<line class=\"x-tick\" x1=\"\(px(X))\" y1=\"\(px(height - bottom))\" x2=\"\(px(X))\" y2=\"\(px(top))\" stroke=\"#eee\" data-value=\"\(num(t))\"/>\n"
-            s += "<text x=\"\(px(X))\" y=\"\(px(height - bottom + 14))\" font-size=\"10\" text-anchor=\"middle\">\(num(t))</text>\n"
+            s += "<line class=\"x-tick\" x1=\"\(px(X))\" y1=\"\(px(height - bottom))\" x2=\"\(px(X))\" y2=\"\(px(top))\" stroke=\"#eee\" data-value=\"\(exact(t))\"/>\n"
+            s += "<text x=\"\(px(X))\" y=\"\(px(height - bottom + 14))\" font-size=\"10\" text-anchor=\"middle\">\(label)</text>\n"
         }
-        for t in ya.ticks {
+        for (t, label) in zip(ya.ticks, tickLabels(ya.ticks, log: ya.log)) {
             let Y = y(ya.unit(t))
-            s += "<line class=\"y-tick\" x1=\"\(px(left))\" y1=\"\(px(Y))\" x2=\"\(px(width - right))\" y2=\"\(px(Y))\" stroke=\"#eee\" data-value=\"\(num(t))\"/>\n"
-            s += "<text x=\"\(px(left - 4))\" y=\"\(px(Y + 3))\" font-size=\"10\" text-anchor=\"end\">\(num(t))</text>\n"
+            s += "<line class=\"y-tick\" x1=\"\(px(left))\" y1=\"\(px(Y))\" x2=\"\(px(width - right))\" y2=\"\(px(Y))\" stroke=\"#eee\" data-value=\"\(exact(t))\"/>\n"
+            s += "<text x=\"\(px(left - 4))\" y=\"\(px(Y + 3))\" font-size=\"10\" text-anchor=\"end\">\(label)</text>\n"
         }
         s += "<text x=\"\(px((left + width - right) / 2))\" y=\"\(px(height - 10))\" font-size=\"12\" text-anchor=\"middle\">\(esc(xLabel))</text>\n"
         s += "<text transform=\"translate(14,\(px((top + height - bottom) / 2))) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">\(esc(yLabel))\(ya.log ? " (log scale)" : "")</text>\n"
@@ -455,8 +466,8 @@ struct ValueAxis: PlotAxis {
             hi = Foundation.log10(maxP) + 0.05 * (Foundation.log10(maxP) - Foundation.log10(minP / 3))
         } else {
             lo = min(0, values.min() ?? 0)
-            hi = max(values.max() ?? 1, lo + 1e-300) * 1.05
-            if hi == lo { hi = lo + 1 }
+            let top = values.max() ?? 0
+            hi = top > lo ? top + 0.05 * (top - lo) : lo + 1
         }
     }
     func unit(_ v: Double) -> Double {
@@ -492,11 +503,19 @@ struct ColorScale {
     var log: Bool
     var range: (Double, Double)?
     init(values: [Double]) {
+        // Log when the positive values span more than 10×; zeros and negatives then show grey. Linear
+        // otherwise, over every value.
         let positive = values.filter { $0 > 0 }
-        guard let lo = (positive.count == values.count ? values : positive).min(),
-              let hi = (positive.count == values.count ? values : positive).max() else { log = false; range = nil; return }
-        log = lo > 0 && hi / lo > 10
-        range = (lo, hi)
+        if let lo = positive.min(), let hi = positive.max(), hi / lo > 10 {
+            log = true
+            range = (lo, hi)
+        } else if let lo = values.min(), let hi = values.max() {
+            log = false
+            range = (lo, hi)
+        } else {
+            log = false
+            range = nil
+        }
     }
 
     func color(_ v: Double) -> String {
@@ -538,14 +557,25 @@ func esc(_ s: String) -> String {
         case "<": out += "&lt;"
         case ">": out += "&gt;"
         case "\"": out += "&quot;"
+        // XML 1.0 has no control characters but tab, newline and return: a path holding one shows U+FFFD.
+        case _ where ch.unicodeScalars.contains { $0.value < 0x20 && $0 != "\t" && $0 != "\n" && $0 != "\r" }: out += "\u{FFFD}"
         default: out.append(ch)
         }
     }
     return out
 }
 
-/// A number as the page shows and records it: 6 significant digits, the same bytes on every run.
+/// A number as the page shows it: 6 significant digits, the same bytes on every run.
 func num(_ v: Double) -> String { String(format: "%.6g", v) }
+/// A number as the page records it in `data-*` attributes: every digit a Double has.
+func exact(_ v: Double) -> String { String(format: "%.17g", v) }
+/// Tick labels of a linear axis: as many decimals as the step between ticks needs, so that close ticks
+/// (two files a few bytes apart) still read apart.
+func tickLabels(_ ticks: [Double], log: Bool) -> [String] {
+    guard !log, ticks.count >= 2 else { return ticks.map(num) }
+    let step = abs(ticks[1] - ticks[0]), decimals = max(0, Int(-Foundation.floor(Foundation.log10(step) + 1e-9)))
+    return ticks.map { String(format: "%.\(min(decimals, 15))f", $0) }
+}
 /// A pixel coordinate: two decimals.
 func px(_ v: Double) -> String { String(format: "%.2f", v) }
 func grouped(_ n: Int) -> String {
@@ -567,25 +597,62 @@ public func readAllocationReport(_ path: String, stats: SensitivityStats) throws
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
     let dec = JSONDecoder()
     let report: AllocationReport
-    if let a = try? dec.decode(AllocationReport.self, from: data) {
-        report = a
-    } else if let q = try? dec.decode(QuantizeReport.self, from: data) {
-        guard let a = q.allocation else { throw bad("allocation", "a mixed-precision allocation (quantize --target-bpw)", "a uniform quantize report") }
-        report = a
-    } else {
-        throw bad("(the whole file)", "the JSON of `hessdist allocate --json` or `hessdist quantize`'s report", "neither")
+    let isQuantizeReport = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["modules"] != nil
+    do {
+        if isQuantizeReport {
+            guard let a = try dec.decode(QuantizeReport.self, from: data).allocation else {
+                throw bad("allocation", "a mixed-precision allocation (quantize --target-bpw)", "a uniform quantize report")
+            }
+            report = a
+        } else {
+            report = try dec.decode(AllocationReport.self, from: data)
+        }
+    } catch let e as DecodingError {
+        throw bad("(the whole file)", "the JSON of `hessdist allocate --json` or `hessdist quantize`'s report", "\(e)")
     }
     guard report.format == stats.format.rawValue else { throw bad("format", stats.format.rawValue, report.format) }
-    let names = Set(stats.tensors.map(\.name))
-    if let t = report.tensors.first(where: { !names.contains($0.name) }) {
-        throw bad("tensors[].name", "a tensor of the statistics' model \(stats.model)", t.name)
+    let byName = Dictionary(stats.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var seen = Set<String>()
+    for t in report.tensors {
+        guard let s = byName[t.name] else { throw bad("tensors[].name", "a tensor of the statistics' model \(stats.model)", t.name) }
+        guard seen.insert(t.name).inserted else { throw bad("tensors[].name", "each tensor once", "\(t.name) twice") }
+        guard t.candidates.contains(where: { $0.type == t.chosen }) else {
+            throw bad("tensors[\(t.name)].chosen", "one of its candidates (\(t.candidates.map(\.type).joined(separator: ", ")))", t.chosen)
+        }
+        for c in t.candidates {
+            guard let mine = s.candidates.first(where: { $0.type == c.type }), mine.bytes == c.bytes else {
+                throw bad("tensors[\(t.name)].candidates[\(c.type)].bytes", "the statistics' \(s.candidates.first { $0.type == c.type }.map { "\($0.bytes)" } ?? "(no such candidate)") (an allocation from this profile)", "\(c.bytes)")
+            }
+        }
     }
     return report
+}
+
+/// Evaluated files to plot on one perplexity axis: each read as `readMeasuredFile` reads it, and all measured alike
+/// (the same text, context and scored tokens) or the comparison would mean nothing.
+public func readMeasuredFiles(_ paths: [String], parameters: Int) throws -> [SensitivityReport.MeasuredFile] {
+    var out: [SensitivityReport.MeasuredFile] = []
+    var first: (path: String, protocol: String)?
+    for path in paths {
+        let (file, r) = try readEvaluation(path, parameters: parameters)
+        let how = "text \(r.text.map { ($0 as NSString).lastPathComponent } ?? "?"), context \(r.context), \(r.tokensScored) tokens scored"
+        if let first, first.protocol != how {
+            throw MixedPrecisionError.stats(file: path, field: "text/context/tokensScored", expected: "\(first.protocol) (as \(first.path))", found: how)
+        }
+        if first == nil { first = (path, how) }
+        out.append(file)
+    }
+    return out
 }
 
 /// An evaluated file to plot: a `hessdist eval --json` result that records what it measured, of a model with
 /// `parameters` weights (the statistics' model).
 public func readMeasuredFile(_ path: String, parameters: Int) throws -> SensitivityReport.MeasuredFile {
+    try readEvaluation(path, parameters: parameters).file
+}
+
+/// `readMeasuredFile` with the evaluation it read.
+func readEvaluation(_ path: String, parameters: Int) throws -> (file: SensitivityReport.MeasuredFile, result: PerplexityResult) {
     func bad(_ field: String, _ expected: String, _ found: String) -> MixedPrecisionError {
         .stats(file: path, field: field, expected: expected, found: found)
     }
@@ -599,5 +666,5 @@ public func readMeasuredFile(_ path: String, parameters: Int) throws -> Sensitiv
     guard n == parameters else { throw bad("parameters", "\(parameters) (the statistics' model)", "\(n)") }
     var label = ((r.model ?? path) as NSString).lastPathComponent
     if label.hasSuffix(".gguf") { label.removeLast(5) }
-    return .init(label: label, fileBytes: bytes, perplexity: r.perplexity, standardError: r.standardError, meanKL: r.reference?.meanKL)
+    return (.init(label: label, fileBytes: bytes, perplexity: r.perplexity, standardError: r.standardError, meanKL: r.reference?.meanKL), r)
 }
