@@ -16,6 +16,8 @@
 # After the table: each mixed plan against every uniform GPTQ type of equal or larger size in this run,
 # paired over the evaluation chunks (mean NLL difference ± its standard error over the chunks), since the
 # PPL's own standard error (±0.8 here) is mostly text difficulty shared by both models.
+# Last, $OUT/report.html: the profile, the first mixed plan's allocation and every row's measured PPL
+# (`hessdist report`; skipped, with a note, for a HESSDIST_BIN without that command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${HESSDIST_MODELS:-$HOME/.cache/hessdist/models}
@@ -137,6 +139,15 @@ if pairs:
         bpw = lambda r: int(r[1]) * 8 / params
         print(f"| {m[0]} ({bpw(m):.3f}) | {u[0]} ({bpw(u):.3f}) | {mean:+.4f} ± {se:.4f} | {100 * (math.exp(mean) - 1):+.2f} % |")
 PY
+# The readable report of the run: every evaluated row on one perplexity axis, the first mixed plan's choices.
+EVALS=(); while IFS=$'\t' read -r _ _ e; do EVALS+=(--eval "$e"); done < "$ROWS"
+PLAN=$(ls "$OUT"/$NAME-mixed-*.gguf.report.json 2>/dev/null | head -1 || true)
+if ! $BIN report --help > /dev/null 2>&1; then
+  echo "(no report.html: $BIN has no report command)" >&2
+elif [ ${#EVALS[@]} -gt 0 ]; then
+  $BIN report --stats "$STATS" ${PLAN:+--allocation "$PLAN"} "${EVALS[@]}" --out "$OUT/report.html" >&2 \
+    || echo "report.html failed (evaluations written before eval --json recorded file sizes?)" >&2
+fi
 if [ -n "$PEERS" ]; then
   PEER=$(scripts/build-peer.sh)
   [ -f "$F32" ] || { "$PEER/bin/llama-quantize" --allow-requantize "$MODEL" "$F32.partial" F32 >/dev/null 2>&1 && mv "$F32.partial" "$F32"; }
