@@ -142,7 +142,7 @@ PY
 # The readable report of the run: every evaluated row on one perplexity axis, the first mixed plan's choices.
 EVALS=(); while IFS=$'\t' read -r _ _ e; do EVALS+=(--eval "$e"); done < "$ROWS"
 PLAN=$(ls "$OUT"/$NAME-mixed-*.gguf.report.json 2>/dev/null | head -1 || true)
-if ! $BIN report --help > /dev/null 2>&1; then
+if ! $BIN --help 2>/dev/null | grep -q '^  report '; then
   echo "(no report.html: $BIN has no report command)" >&2
 elif [ ${#EVALS[@]} -gt 0 ]; then
   $BIN report --stats "$STATS" ${PLAN:+--allocation "$PLAN"} "${EVALS[@]}" --out "$OUT/report.html" >&2 \
