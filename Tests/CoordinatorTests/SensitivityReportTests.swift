@@ -54,6 +54,17 @@ import HessianDist
         let labels = tickLabels(close, log: false)
         #expect(close.count >= 2 && Set(labels).count == labels.count, "\(labels)")
         #expect(esc("a\u{1}b") == "a\u{FFFD}b")
+        // Labels: free spots first (below, then above), a full column ends the search (it had looped forever).
+        #expect(labelY(50, span: (0, 40), placed: [], h: 10, top: 0, bottom: 100) == 50)
+        #expect(labelY(50, span: (0, 40), placed: [(30, 80, 50)], h: 10, top: 0, bottom: 100) == 60)
+        #expect(labelY(50, span: (0, 40), placed: [(45, 80, 50)], h: 10, top: 0, bottom: 100) == 50)  // side by side
+        #expect(labelY(95, span: (0, 40), placed: [(0, 40, 95)], h: 10, top: 0, bottom: 100) == 85)
+        let full = stride(from: 0.0, through: 100, by: 5).map { (0.0, 40.0, $0) }
+        #expect(labelY(50, span: (0, 40), placed: full, h: 10, top: 0, bottom: 100) == 50)
+        // Twelve evaluated files at two sizes: the page is written (it had hung placing their labels).
+        var many = SensitivityReport(stats: SensitivityStatsTests().stats())
+        many.measured = (0..<12).map { .init(label: "file-\($0)", fileBytes: $0 < 6 ? 1144 : 1176, perplexity: 7 + 0.01 * Double($0), standardError: 0.5, meanKL: nil) }
+        #expect(many.html().components(separatedBy: "class=\"measured-point\"").count == 13)
 
         var s = SensitivityStatsTests().stats()
         s.tensors[0].name = "x\"&<"

@@ -211,18 +211,18 @@ public struct SensitivityReport: Sendable {
         let yAxis = LinearAxis(values: files.flatMap { [$0.perplexity - $0.standardError, $0.perplexity + $0.standardError] })
         var svg = "<svg id=\"measured\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(frame.width))\" height=\"\(px(frame.height))\" viewBox=\"0 0 \(px(frame.width)) \(px(frame.height))\" data-yscale=\"linear\">\n"
         svg += frame.axes(x: xAxis, y: yAxis, xLabel: "file bits per weight (every byte of the output)", yLabel: "perplexity")
-        var labels: [(Double, Double)] = []
+        var labels: [(Double, Double, Double)] = []
         for f in files {
             let bpw = Double(f.fileBytes * 8) / params
             let cx = frame.x(xAxis.unit(bpw)), cy = frame.y(yAxis.unit(f.perplexity))
             let lo = frame.y(yAxis.unit(f.perplexity - f.standardError)), hi = frame.y(yAxis.unit(f.perplexity + f.standardError))
             svg += "<line class=\"error-bar\" x1=\"\(px(cx))\" y1=\"\(px(lo))\" x2=\"\(px(cx))\" y2=\"\(px(hi))\" stroke=\"#999\"/>\n"
             svg += "<circle class=\"measured-point\" cx=\"\(px(cx))\" cy=\"\(px(cy))\" r=\"3.5\" fill=\"#21918c\" data-label=\"\(esc(f.label))\" data-bytes=\"\(f.fileBytes)\" data-bpw=\"\(exact(bpw))\" data-ppl=\"\(exact(f.perplexity))\" data-se=\"\(exact(f.standardError))\"><title>\(esc(f.label)): \(String(format: "%.3f", bpw)) bits/weight, PPL \(String(format: "%.4f ± %.4f", f.perplexity, f.standardError))</title></circle>\n"
-            var ly = cy + 3
-            while labels.contains(where: { abs($0.0 - cx) < 90 && abs($0.1 - ly) < 10 }) { ly = ly + 10 > frame.height - frame.bottom ? ly - 30 : ly + 10 }
-            labels.append((cx, ly))
             // Right of the point in the left half, left of it in the right half: names stay inside the plot.
-            let right = cx < frame.width / 2
+            let right = cx < frame.width / 2, width = 5.2 * Double(f.label.count)
+            let span = right ? (cx + 6, cx + 6 + width) : (cx - 6 - width, cx - 6)
+            let ly = labelY(cy + 3, span: span, placed: labels, h: 10, top: frame.top + 8, bottom: frame.height - frame.bottom - 2)
+            labels.append((span.0, span.1, ly))
             svg += "<text x=\"\(px(right ? cx + 6 : cx - 6))\" y=\"\(px(ly))\" font-size=\"9\" text-anchor=\"\(right ? "start" : "end")\">\(esc(f.label))</text>\n"
         }
         page.raw(svg + "</svg>\n</figure>\n")
@@ -275,18 +275,13 @@ public struct SensitivityReport: Sendable {
             let mix = p.types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
             svg += "<circle class=\"frontier-point\(p.cost > 0 ? "" : " zero")\" cx=\"\(px(frame.x(xAxis.unit(x(p.fileBytes)))))\" cy=\"\(px(frame.y(yAxis.unit(p.cost))))\" r=\"3.5\" fill=\"#3b528b\" data-bytes=\"\(p.fileBytes)\" data-bpw=\"\(exact(x(p.fileBytes)))\" data-cost=\"\(exact(p.cost))\"><title>\(String(format: "%.3f", x(p.fileBytes))) bits/weight: cost \(num(p.cost)); \(esc(mix))</title></circle>\n"
         }
-        var labels: [(Double, Double)] = []
+        var labels: [(Double, Double, Double)] = []
         for u in uniform {
             let cx = frame.x(xAxis.unit(x(u.fileBytes))), cy = frame.y(yAxis.unit(u.cost))
-            // Types of one size and similar cost would print over each other: step the label down.
-            var ly = cy - 5
-            var step = 11.0
-            while labels.contains(where: { abs($0.0 - cx) < 48 && abs($0.1 - ly) < 11 }) {
-                if ly + step > frame.height - frame.bottom - 2 { step = -11; ly = cy - 5 }  // no room below: go up
-                ly += step
-                if ly < frame.top { break }
-            }
-            labels.append((cx, ly))
+            // Types of one size and similar cost would print over each other.
+            let span = (cx + 6, cx + 6 + 6 * Double(u.type.count))
+            let ly = labelY(cy - 5, span: span, placed: labels, h: 11, top: frame.top + 8, bottom: frame.height - frame.bottom - 2)
+            labels.append((span.0, span.1, ly))
             svg += "<rect class=\"uniform-point\(u.cost > 0 ? "" : " zero")\" x=\"\(px(cx - 3.5))\" y=\"\(px(cy - 3.5))\" width=\"7\" height=\"7\" fill=\"#fde725\" stroke=\"#444\" data-type=\"\(esc(u.type))\" data-bytes=\"\(u.fileBytes)\" data-bpw=\"\(exact(x(u.fileBytes)))\" data-cost=\"\(exact(u.cost))\"><title>uniform \(esc(u.type)): \(String(format: "%.3f", x(u.fileBytes))) bits/weight, cost \(num(u.cost))</title></rect>\n"
             svg += "<text class=\"uniform-label\" x=\"\(px(cx + 6))\" y=\"\(px(ly))\" font-size=\"10\">\(esc(u.type))</text>\n"
         }
@@ -538,6 +533,18 @@ struct ColorScale {
         func c(_ x: Double, _ y: Double) -> Int { Int((x + (y - x) * f).rounded()) }
         return String(format: "#%02x%02x%02x", c(a.0, b.0), c(a.1, b.1), c(a.2, b.2))
     }
+}
+
+/// A label's baseline near `y`, clear of the labels already `placed` (x from, x to, baseline) whose extent
+/// overlaps `span` (its x extent): the first free one of y, y + h, y − h, y + 2h, y − 2h, … inside
+/// [top, bottom] (a bounded search), else y clamped to the plot.
+func labelY(_ y: Double, span: (Double, Double), placed: [(Double, Double, Double)], h: Double, top: Double, bottom: Double) -> Double {
+    for k in 0..<41 {
+        let c = y + Double((k + 1) / 2) * h * (k % 2 == 1 ? 1 : -1)
+        guard c >= top, c <= bottom else { continue }
+        if !placed.contains(where: { $0.0 < span.1 && span.0 < $0.1 && abs($0.2 - c) < h }) { return c }
+    }
+    return min(max(y, top), bottom)
 }
 
 // MARK: text
