@@ -253,8 +253,7 @@ public func runQuantize(_ job: QuantizeJob, comm: Comm = .single,
                                 dampPercent: checkpoint.dampPercent, sourceRopeLayout: c.ropeLayout)
     }
     if let path = job.htmlReportPath, let profiled, let allocation {
-        try Data(SensitivityReport(stats: profiled, allocation: allocation).html().utf8)
-            .write(to: URL(fileURLWithPath: path), options: .atomic)
+        try SensitivityReport(stats: profiled, allocation: allocation).write(to: path)
     }
     // The output is in place: the checkpoint has served its purpose.
     try setup?.checkpoint.remove()

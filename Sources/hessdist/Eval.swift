@@ -47,7 +47,7 @@ struct Eval: ParsableCommand {
         let progress = ProgressLine()
         progress.show(String(format: "tokenized %d tokens in %.2fs; loaded %d parameters in %.2fs",
                              tokens.count, tokenizeSeconds, src.config.parameterCount, loadSeconds))
-        let result = try evaluatePerplexity(
+        var r = try evaluatePerplexity(
             model: lm, tokens: tokens,
             options: PerplexityOptions(context: ctx, chunks: chunks, batch: batch, bos: tok.addsBOS ? tok.bosToken : nil),
             reference: ref
@@ -57,7 +57,6 @@ struct Eval: ParsableCommand {
                                  p.runningPerplexity, tps, formatSeconds(p.elapsed), formatSeconds(p.eta)))
         }
         progress.done()
-        var r = result
         r.model = model.model
         r.fileBytes = try fileSize(model.model)
         r.parameters = src.config.parameterCount

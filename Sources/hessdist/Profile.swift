@@ -91,7 +91,7 @@ struct Profile: ParsableCommand {
         }
         print("wrote \(out): \(s.tensors.count) tensors (\(s.format.rawValue))")
         if let html {
-            try writeHTMLReport(SensitivityReport(stats: s), to: html)
+            try SensitivityReport(stats: s).write(to: html)
             print("wrote \(html)")
         }
     }
@@ -155,7 +155,7 @@ struct Allocate: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
-        if let html { try writeHTMLReport(SensitivityReport(stats: s, allocation: report), to: html) }
+        if let html { try SensitivityReport(stats: s, allocation: report).write(to: html) }
         let params = Double(s.parameters)
         print(String(format: "%@ (%@): %d tensors, budget %d bytes (%.3f bits/weight); plan %d bytes (%.3f bits/weight), cost %.4g (%@)",
                      report.sensitivity as NSString, report.format as NSString, report.tensors.count, report.budgetBytes, report.targetBitsPerWeight,
@@ -216,7 +216,7 @@ struct Report: ParsableCommand {
         }
         var page = SensitivityReport(stats: s, allocation: report)
         page.measured = try readMeasuredFiles(evals, parameters: s.parameters)
-        try writeHTMLReport(page, to: out)
+        try page.write(to: out)
         print("wrote \(out): \(s.tensors.count) tensors\(report.map { ", \($0.sensitivity) allocation at \(String(format: "%.3f", Double($0.plannedFileBytes * 8) / Double(s.parameters))) bits/weight" } ?? "")")
     }
 }
@@ -227,8 +227,4 @@ func refuseOverwriting(_ output: String, flag: String, inputs: [(String, String)
     for (name, path) in inputs where URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path == out {
         throw ValidationError("\(flag) \(output): the same file as \(name); write the report elsewhere")
     }
-}
-
-func writeHTMLReport(_ r: SensitivityReport, to path: String) throws {
-    try Data(r.html().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
 }

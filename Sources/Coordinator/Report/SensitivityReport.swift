@@ -104,6 +104,11 @@ public struct SensitivityReport: Sendable {
         return out.sorted { ($0.fileBytes, $0.type) < ($1.fileBytes, $1.type) }
     }
 
+    /// Writes the page atomically (a reader never sees half of it).
+    public func write(to path: String) throws {
+        try Data(html().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
     public func html() -> String {
         var page = HTMLPage()
         page.raw("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>\(esc(title))</title>\n<style>\(Self.css)</style></head><body>\n")
@@ -293,23 +298,15 @@ public struct SensitivityReport: Sendable {
 
     private func heatmap(id: String, grid: BlockGrid, values: [String: Double]) -> String {
         let scale = ColorScale(values: Array(values.values))
-        let cw = grid.cellWidth, ch = 16.0, left = 118.0, top = 22.0
+        let cw = grid.cellWidth, ch = BlockGrid.cellHeight, left = BlockGrid.left, top = BlockGrid.top
         let steps = 40, barWidth = 240.0
         let width = max(left + cw * Double(max(grid.columns, 1)) + 16, left + barWidth + 40)
         let legendTop = top + ch * Double(grid.rows.count) + 14, height = legendTop + 40
         var svg = "<svg id=\"\(esc(id))\" class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(width))\" height=\"\(px(height))\" viewBox=\"0 0 \(px(width)) \(px(height))\" data-scale=\"\(scale.log ? "log" : "linear")\">\n"
-        for c in stride(from: 0, to: grid.columns, by: grid.columns > 12 ? 5 : 1) where grid.hasBlocks {
-            svg += "<text x=\"\(px(left + cw * (Double(c) + 0.5)))\" y=\"\(px(top - 6))\" font-size=\"10\" text-anchor=\"middle\">\(c)</text>\n"
-        }
-        for (r, row) in grid.rows.enumerated() {
-            let y = top + ch * Double(r)
-            svg += "<text x=\"\(px(left - 6))\" y=\"\(px(y + 12))\" font-size=\"11\" text-anchor=\"end\">\(esc(row.label))</text>\n"
-            for cell in row.cells {
-                let v = values[cell.name]
-                let fill = v.map(scale.color) ?? "#ffffff"
-                let title = v.map { "\(cell.name): \(num($0))" } ?? "\(cell.name): not measured"
-                svg += "<rect class=\"cell\" x=\"\(px(left + cw * Double(cell.column)))\" y=\"\(px(y))\" width=\"\(px(cw - 1))\" height=\"\(px(ch - 1))\" fill=\"\(fill)\" data-tensor=\"\(esc(cell.name))\"\(v.map { " data-value=\"\(exact($0))\"" } ?? "")><title>\(esc(title))</title></rect>\n"
-            }
+        svg += grid.svg { cell in
+            let v = values[cell.name]
+            return (fill: v.map(scale.color) ?? "#ffffff", attributes: v.map { " data-value=\"\(exact($0))\"" } ?? "",
+                    title: v.map { "\(cell.name): \(num($0))" } ?? "\(cell.name): not measured")
         }
         // The legend: the palette from the smallest shown value to the largest.
         for i in 0..<steps {
@@ -338,22 +335,15 @@ public struct SensitivityReport: Sendable {
             guard let i = order.firstIndex(of: type) else { return "#ffffff" }
             return ColorScale.palette(order.count > 1 ? Double(i) / Double(order.count - 1) : 0.5)
         }
-        let cw = grid.cellWidth, ch = 16.0, left = 118.0, top = 22.0
+        let cw = grid.cellWidth, ch = BlockGrid.cellHeight, left = BlockGrid.left, top = BlockGrid.top
         let perRow = 4, entry = 140.0
         let width = max(left + cw * Double(max(grid.columns, 1)) + 16, left + entry * Double(perRow))
         let legendTop = top + ch * Double(grid.rows.count) + 14
         let height = legendTop + 18 * Double((order.count + perRow - 1) / perRow) + 8
         var svg = "<svg id=\"types\" class=\"typemap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(width))\" height=\"\(px(height))\" viewBox=\"0 0 \(px(width)) \(px(height))\">\n"
-        for c in stride(from: 0, to: grid.columns, by: grid.columns > 12 ? 5 : 1) where grid.hasBlocks {
-            svg += "<text x=\"\(px(left + cw * (Double(c) + 0.5)))\" y=\"\(px(top - 6))\" font-size=\"10\" text-anchor=\"middle\">\(c)</text>\n"
-        }
-        for (r, row) in grid.rows.enumerated() {
-            let y = top + ch * Double(r)
-            svg += "<text x=\"\(px(left - 6))\" y=\"\(px(y + 12))\" font-size=\"11\" text-anchor=\"end\">\(esc(row.label))</text>\n"
-            for cell in row.cells {
-                let type = chosen[cell.name] ?? "pinned"
-                svg += "<rect class=\"cell\" x=\"\(px(left + cw * Double(cell.column)))\" y=\"\(px(y))\" width=\"\(px(cw - 1))\" height=\"\(px(ch - 1))\" fill=\"\(color(type))\" data-tensor=\"\(esc(cell.name))\" data-type=\"\(esc(type))\"><title>\(esc(cell.name)): \(esc(type))</title></rect>\n"
-            }
+        svg += grid.svg { cell in
+            let type = chosen[cell.name] ?? "pinned"
+            return (fill: color(type), attributes: " data-type=\"\(esc(type))\"", title: "\(cell.name): \(type)")
         }
         for (i, type) in order.enumerated() {
             let x = left + Double(i % perRow) * entry, y = legendTop + 18 * Double(i / perRow)
@@ -400,6 +390,27 @@ struct BlockGrid {
     }
 
     var cellWidth: Double { max(12, min(32, 640 / Double(columns))) }
+    /// Where the cells start (room for the block numbers above and the row labels left) and their height.
+    static let left = 118.0, top = 22.0, cellHeight = 16.0
+
+    /// The grid's SVG body: block numbers, row labels, and one `cell` rect per tensor with the fill, extra
+    /// attributes and tooltip `mark` gives it.
+    func svg(_ mark: (Cell) -> (fill: String, attributes: String, title: String)) -> String {
+        let cw = cellWidth, ch = Self.cellHeight, left = Self.left, top = Self.top
+        var s = ""
+        for c in stride(from: 0, to: columns, by: columns > 12 ? 5 : 1) where hasBlocks {
+            s += "<text x=\"\(px(left + cw * (Double(c) + 0.5)))\" y=\"\(px(top - 6))\" font-size=\"10\" text-anchor=\"middle\">\(c)</text>\n"
+        }
+        for (r, row) in rows.enumerated() {
+            let y = top + ch * Double(r)
+            s += "<text x=\"\(px(left - 6))\" y=\"\(px(y + 12))\" font-size=\"11\" text-anchor=\"end\">\(esc(row.label))</text>\n"
+            for cell in row.cells {
+                let m = mark(cell)
+                s += "<rect class=\"cell\" x=\"\(px(left + cw * Double(cell.column)))\" y=\"\(px(y))\" width=\"\(px(cw - 1))\" height=\"\(px(ch - 1))\" fill=\"\(m.fill)\" data-tensor=\"\(esc(cell.name))\"\(m.attributes)><title>\(esc(m.title))</title></rect>\n"
+            }
+        }
+        return s
+    }
 }
 
 /// The plot area of an SVG chart and its axes, in pixels.
